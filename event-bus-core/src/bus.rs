@@ -1,0 +1,168 @@
+//! The event bus: publishing envelopes and running handlers over any backend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tower_layer::Layer;
+use tracing::Instrument;
+
+use crate::config::BusSettings;
+use crate::consumer::{SubscriptionHandle, Worker};
+use crate::envelope::EventEnvelope;
+use crate::error::BusError;
+use crate::handler::{CatchPanicLayer, Handler};
+use crate::idempotency::{DedupStore, IdempotencyLayer, MemoryDedupStore};
+use crate::message::Message;
+use crate::topics::TopicNames;
+use crate::transport::{Broker, SubscriptionConfig};
+
+/// Publishes envelopes and runs handlers on one backend, with retry, dead-lettering,
+/// idempotency, panic catching and tracing applied the same way on every backend.
+pub struct EventBus {
+    broker: Arc<dyn Broker>,
+    settings: BusSettings,
+    topics: TopicNames,
+    dedup: Option<Arc<dyn DedupStore>>,
+    subscriptions: Mutex<Vec<SubscriptionHandle>>,
+}
+
+impl EventBus {
+    /// A bus over `broker`, deduplicating in memory.
+    pub fn new(broker: Arc<dyn Broker>, settings: BusSettings) -> Self {
+        Self {
+            broker,
+            topics: settings.topic_names(),
+            settings,
+            dedup: Some(Arc::new(MemoryDedupStore::new())),
+            subscriptions: Mutex::default(),
+        }
+    }
+
+    /// Deduplicates with `store`, or not at all with `None`.
+    #[must_use]
+    pub fn with_dedup_store(mut self, store: Option<Arc<dyn DedupStore>>) -> Self {
+        self.dedup = store;
+        self
+    }
+
+    /// The backend underneath.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// The settings the bus was built with.
+    pub fn settings(&self) -> &BusSettings {
+        &self.settings
+    }
+
+    /// Topic and subscription names.
+    pub fn topics(&self) -> &TopicNames {
+        &self.topics
+    }
+
+    /// Publishes to the topic of the event's type.
+    pub async fn publish(&self, event: &EventEnvelope) -> Result<(), BusError> {
+        self.publish_to(&self.topics.topic(&event.event_type), event).await
+    }
+
+    /// Publishes to the given topic.
+    pub async fn publish_to(&self, topic: &str, event: &EventEnvelope) -> Result<(), BusError> {
+        let span = tracing::info_span!(
+            "event.publish",
+            backend = self.broker.name(),
+            topic,
+            event_id = %event.id,
+            event_type = %event.event_type,
+            aggregate_id = %event.aggregate_id,
+            correlation_id = %event.correlation_id,
+            latency_ms = tracing::field::Empty,
+        );
+        async {
+            let started = Instant::now();
+            let result = match self.encode(event) {
+                Ok(message) => self.broker.publish(topic, message).await,
+                Err(error) => Err(error),
+            };
+            tracing::Span::current().record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+            if let Err(error) = &result {
+                tracing::warn!(%error, "publish failed");
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Publishes several events, each to its type's topic, batched per topic; the result at
+    /// index `i` is the outcome of `events[i]`.
+    pub async fn publish_batch(&self, events: &[EventEnvelope]) -> Vec<Result<(), BusError>> {
+        let mut results: Vec<Option<Result<(), BusError>>> = events.iter().map(|_| None).collect();
+        let mut batches: HashMap<String, (Vec<usize>, Vec<Message>)> = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            match self.encode(event) {
+                Ok(message) => {
+                    let batch = batches.entry(self.topics.topic(&event.event_type)).or_default();
+                    batch.0.push(index);
+                    batch.1.push(message);
+                }
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+        for (topic, (indexes, messages)) in batches {
+            let outcomes = self.broker.publish_batch(&topic, messages).await;
+            for (index, outcome) in indexes.into_iter().zip(outcomes) {
+                results[index] = Some(outcome);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(BusError::backend(self.broker.name(), "no result for a batch entry"))))
+            .collect()
+    }
+
+    fn encode(&self, event: &EventEnvelope) -> Result<Message, BusError> {
+        let message = event.to_message()?;
+        let limit = self.settings.max_message_bytes;
+        if message.size() > limit {
+            return Err(BusError::MessageTooLarge { size: message.size(), limit });
+        }
+        Ok(message)
+    }
+
+    /// A subscription of the handler named `handler_name` to `event_type`, with the
+    /// configured ordering, dead-letter topic and attempt limit.
+    pub fn subscription(&self, event_type: &str, handler_name: &str) -> SubscriptionConfig {
+        SubscriptionConfig::new(self.topics.topic(event_type), self.topics.handler_subscription(event_type, handler_name))
+            .ordering(self.settings.enable_ordering)
+            .dead_letter_topic(self.topics.dead_letter_topic())
+            .max_delivery_attempts(self.settings.dead_letter_max_retries)
+    }
+
+    /// Starts handling the subscription's events with `handler` in the background.
+    pub async fn subscribe(&self, config: SubscriptionConfig, handler: impl Handler) -> Result<SubscriptionHandle, BusError> {
+        let caught = CatchPanicLayer.layer(handler);
+        let handler: Arc<dyn Handler> = match &self.dedup {
+            Some(store) => Arc::new(IdempotencyLayer::new(Arc::clone(store), self.settings.idempotency_ttl).layer(caught)),
+            None => Arc::new(caught),
+        };
+        let subscription = self.broker.subscribe(&config).await?;
+        let publisher = Arc::clone(&self.broker);
+        let worker = Worker::new(config, handler, publisher, self.settings.max_message_bytes, self.broker.name());
+        let handle = SubscriptionHandle::spawn(worker, subscription);
+        self.lock_subscriptions().push(handle.clone());
+        Ok(handle)
+    }
+
+    /// Stops every subscription (finishing deliveries in flight), then flushes and closes
+    /// the publisher.
+    pub async fn shutdown(&self) -> Result<(), BusError> {
+        let subscriptions = std::mem::take(&mut *self.lock_subscriptions());
+        futures::future::join_all(subscriptions.iter().map(SubscriptionHandle::shutdown)).await;
+        self.broker.close().await
+    }
+
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<SubscriptionHandle>> {
+        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

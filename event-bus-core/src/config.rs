@@ -1,0 +1,269 @@
+//! Settings from the environment (and an optional file), with the `config` crate.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::topics::TopicNames;
+
+/// Which backend carries the events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusType {
+    /// In-process bus; the default.
+    Memory,
+    /// Redis Streams.
+    Redis,
+    /// Kafka.
+    Kafka,
+    /// RabbitMQ.
+    RabbitMq,
+    /// Google Cloud Pub/Sub.
+    PubSub,
+}
+
+impl BusType {
+    /// Every backend, in the order the docs list them.
+    pub const ALL: [BusType; 5] = [Self::Memory, Self::Redis, Self::Kafka, Self::RabbitMq, Self::PubSub];
+
+    /// The value of `EVENT_BUS_TYPE` that selects this backend.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Kafka => "kafka",
+            Self::RabbitMq => "rabbitmq",
+            Self::PubSub => "pubsub",
+        }
+    }
+}
+
+impl fmt::Display for BusType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BusType {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let wanted = value.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == wanted)
+            .ok_or_else(|| ConfigError::UnknownBusType(value.to_owned()))
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `EVENT_BUS_TYPE` names no backend.
+    #[error("unknown EVENT_BUS_TYPE `{0}`; expected one of: memory, redis, kafka, rabbitmq, pubsub")]
+    UnknownBusType(String),
+    /// The backend exists but was not compiled into this binary.
+    #[error("EVENT_BUS_TYPE `{backend}` is not available in this build (enable cargo feature `{backend}` of event-bus-brokers); available: {available}")]
+    BackendNotCompiled {
+        /// The requested backend.
+        backend: BusType,
+        /// Backends this binary has.
+        available: String,
+    },
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid event bus settings: {0}")]
+    Source(#[from] config::ConfigError),
+}
+
+/// Everything the bus reads from its environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BusSettings {
+    /// `EVENT_BUS_TYPE` (default `memory`).
+    pub bus_type: BusType,
+    /// `EVENT_BUS_TOPIC_PREFIX` (default `events`).
+    pub topic_prefix: String,
+    /// `EVENT_BUS_SUBSCRIPTION_PREFIX` (default: the topic prefix).
+    pub subscription_prefix: String,
+    /// `EVENT_BUS_ENABLE_ORDERING`: keep per-aggregate order (default false).
+    pub enable_ordering: bool,
+    /// `EVENT_BUS_ENABLE_BATCHING`: let backends batch publishes (default true).
+    pub enable_batching: bool,
+    /// `DEAD_LETTER_TOPIC` (default `{topic prefix}-dead-letter`).
+    pub dead_letter_topic: String,
+    /// `DEAD_LETTER_MAX_RETRIES`: delivery attempts before dead-lettering (default 5).
+    pub dead_letter_max_retries: u32,
+    /// `EVENT_BUS_MAX_MESSAGE_BYTES`: larger messages are refused or dead-lettered (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
+    pub idempotency_ttl: Duration,
+    /// `REDIS_EVENT_URL`.
+    pub redis_url: String,
+    /// `KAFKA_BOOTSTRAP_SERVERS`.
+    pub kafka_bootstrap_servers: String,
+    /// `KAFKA_CONSUMER_GROUP`.
+    pub kafka_consumer_group: String,
+    /// `RABBITMQ_URL`.
+    pub rabbitmq_url: String,
+    /// `GCP_PROJECT_ID`.
+    pub gcp_project_id: String,
+    /// `PUBSUB_EMULATOR_HOST`; real GCP with default credentials when unset.
+    pub pubsub_emulator_host: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSettings {
+    event_bus_type: Option<String>,
+    event_bus_topic_prefix: Option<String>,
+    event_bus_subscription_prefix: Option<String>,
+    event_bus_enable_ordering: Option<bool>,
+    event_bus_enable_batching: Option<bool>,
+    dead_letter_topic: Option<String>,
+    dead_letter_max_retries: Option<u32>,
+    event_bus_max_message_bytes: Option<usize>,
+    event_bus_idempotency_ttl_seconds: Option<u64>,
+    redis_event_url: Option<String>,
+    kafka_bootstrap_servers: Option<String>,
+    kafka_consumer_group: Option<String>,
+    rabbitmq_url: Option<String>,
+    gcp_project_id: Option<String>,
+    pubsub_emulator_host: Option<String>,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self::from_raw(RawSettings::default()).expect("defaults are valid")
+    }
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field is optional")
+    }
+}
+
+impl BusSettings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(None, None)
+    }
+
+    /// Reads a TOML file (keys as the variable names in lower case), overridden by the
+    /// process environment.
+    pub fn from_file_and_env(path: &Path) -> Result<Self, ConfigError> {
+        Self::load(Some(path), None)
+    }
+
+    /// Reads the given variables instead of the process environment.
+    pub fn from_vars<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Self::load(None, Some(vars))
+    }
+
+    fn load(file: Option<&Path>, vars: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let environment = config::Environment::default().try_parsing(true).source(vars);
+        let raw: RawSettings = builder.add_source(environment).build()?.try_deserialize()?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
+        let bus_type = match raw.event_bus_type.as_deref().map(str::trim) {
+            None | Some("") => BusType::Memory,
+            Some(value) => value.parse()?,
+        };
+        let topic_prefix = raw.event_bus_topic_prefix.unwrap_or_else(|| "events".to_owned());
+        Ok(Self {
+            bus_type,
+            subscription_prefix: raw.event_bus_subscription_prefix.unwrap_or_else(|| topic_prefix.clone()),
+            dead_letter_topic: raw.dead_letter_topic.unwrap_or_else(|| format!("{topic_prefix}-dead-letter")),
+            topic_prefix,
+            enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
+            enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
+            dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
+            max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
+            idempotency_ttl: Duration::from_secs(raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400)),
+            redis_url: raw.redis_event_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            kafka_bootstrap_servers: raw.kafka_bootstrap_servers.unwrap_or_else(|| "127.0.0.1:9092".to_owned()),
+            kafka_consumer_group: raw.kafka_consumer_group.unwrap_or_else(|| "event-bus".to_owned()),
+            rabbitmq_url: raw.rabbitmq_url.unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+            gcp_project_id: raw.gcp_project_id.unwrap_or_else(|| "local-project".to_owned()),
+            pubsub_emulator_host: raw.pubsub_emulator_host.filter(|h| !h.is_empty()),
+        })
+    }
+
+    /// Topic and subscription names under these prefixes.
+    pub fn topic_names(&self) -> TopicNames {
+        TopicNames::new(&self.topic_prefix, &self.subscription_prefix).with_dead_letter_topic(&self.dead_letter_topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_select_the_memory_bus() {
+        let settings = BusSettings::from_vars([("UNRELATED", "x")]).unwrap();
+        assert_eq!(settings, BusSettings::default());
+        assert_eq!(settings.bus_type, BusType::Memory);
+        assert_eq!(settings.dead_letter_topic, "events-dead-letter");
+        assert_eq!(settings.dead_letter_max_retries, 5);
+    }
+
+    #[test]
+    fn variables_override_defaults() {
+        let settings = BusSettings::from_vars([
+            ("EVENT_BUS_TYPE", "Kafka"),
+            ("EVENT_BUS_TOPIC_PREFIX", "voice"),
+            ("EVENT_BUS_ENABLE_ORDERING", "true"),
+            ("EVENT_BUS_ENABLE_BATCHING", "false"),
+            ("DEAD_LETTER_MAX_RETRIES", "3"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+        ])
+        .unwrap();
+        assert_eq!(settings.bus_type, BusType::Kafka);
+        assert_eq!(settings.topic_names().topic("user.registered"), "voice-user-registered");
+        assert_eq!(settings.subscription_prefix, "voice");
+        assert_eq!(settings.dead_letter_topic, "voice-dead-letter");
+        assert!(settings.enable_ordering);
+        assert!(!settings.enable_batching);
+        assert_eq!(settings.dead_letter_max_retries, 3);
+        assert_eq!(settings.kafka_bootstrap_servers, "127.0.0.1:19092");
+        assert_eq!(settings.pubsub_emulator_host.as_deref(), Some("127.0.0.1:8085"));
+    }
+
+    #[test]
+    fn an_unknown_bus_type_names_the_options() {
+        let error = BusSettings::from_vars([("EVENT_BUS_TYPE", "nats")]).unwrap_err();
+        assert!(matches!(error, ConfigError::UnknownBusType(ref v) if v == "nats"));
+        assert_eq!(
+            error.to_string(),
+            "unknown EVENT_BUS_TYPE `nats`; expected one of: memory, redis, kafka, rabbitmq, pubsub"
+        );
+    }
+
+    #[test]
+    fn a_malformed_number_is_a_typed_error() {
+        let error = BusSettings::from_vars([("DEAD_LETTER_MAX_RETRIES", "many")]).unwrap_err();
+        assert!(matches!(error, ConfigError::Source(_)), "{error}");
+    }
+
+    #[test]
+    fn a_file_is_overridden_by_variables() {
+        let dir = std::env::temp_dir().join(format!("event-bus-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bus.toml");
+        std::fs::write(&file, "event_bus_topic_prefix = \"from-file\"\ndead_letter_max_retries = 9\n").unwrap();
+        let settings = BusSettings::load(Some(&file), Some(HashMap::from([("DEAD_LETTER_MAX_RETRIES".to_owned(), "2".to_owned())]))).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.topic_prefix, "from-file");
+        assert_eq!(settings.dead_letter_max_retries, 2);
+    }
+}

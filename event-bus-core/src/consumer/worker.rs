@@ -1,0 +1,229 @@
+//! The consume loop: takes deliveries, runs the handler, and acks, retries or dead-letters.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::stats::{Outcome, SubscriptionStats};
+use crate::dead_letter::{DeadLetterReason, FailureReport};
+use crate::envelope::{EventEnvelope, wire_headers};
+use crate::handler::{Handler, HandlerError, HandlerPanicked};
+use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
+
+/// Pause after the subscription reports a broker error, before asking again.
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// Everything a worker needs to process deliveries of one subscription.
+pub(crate) struct Worker {
+    pub(crate) config: SubscriptionConfig,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) publisher: Arc<dyn Publisher>,
+    pub(crate) stats: Arc<SubscriptionStats>,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) backend: &'static str,
+    first_failures: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        config: SubscriptionConfig,
+        handler: Arc<dyn Handler>,
+        publisher: Arc<dyn Publisher>,
+        max_message_bytes: usize,
+        backend: &'static str,
+    ) -> Self {
+        Self {
+            config,
+            handler,
+            publisher,
+            stats: Arc::default(),
+            max_message_bytes,
+            backend,
+            first_failures: Mutex::default(),
+        }
+    }
+
+    /// Runs until `shutdown` fires or the subscription ends, then finishes every delivery in
+    /// flight and closes the subscription.
+    pub(crate) async fn run(self: Arc<Self>, mut subscription: Box<dyn Subscription>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let mut in_flight = JoinSet::new();
+        loop {
+            let slot = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            };
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                next = subscription.next() => next,
+            };
+            match next {
+                None => break,
+                Some(Err(error)) => {
+                    tracing::warn!(topic = %self.config.topic, %error, "receiving failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(ERROR_PAUSE) => {}
+                    }
+                }
+                Some(Ok(delivery)) => {
+                    let worker = Arc::clone(&self);
+                    in_flight.spawn(async move {
+                        worker.process(delivery).await;
+                        drop(slot);
+                    });
+                }
+            }
+            while let Some(done) = in_flight.try_join_next() {
+                log_task_failure(done);
+            }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            log_task_failure(done);
+        }
+        if let Err(error) = subscription.close().await {
+            tracing::warn!(topic = %self.config.topic, %error, "closing the subscription failed");
+        }
+    }
+
+    async fn process(&self, delivery: Box<dyn Delivery>) {
+        self.stats.record(Outcome::Received);
+        let message = delivery.message();
+        if message.size() > self.max_message_bytes {
+            let error = format!("message of {} bytes exceeds the limit of {} bytes", message.size(), self.max_message_bytes);
+            return self.dead_letter(delivery, DeadLetterReason::Oversize, error, None).await;
+        }
+        let envelope = match EventEnvelope::from_message(message) {
+            Ok(envelope) => envelope,
+            Err(error) => return self.dead_letter(delivery, DeadLetterReason::MalformedPayload, error.to_string(), None).await,
+        };
+        if let Some(tenant) = &self.config.tenant
+            && envelope.tenant_id.as_ref() != Some(tenant)
+        {
+            tracing::debug!(event_id = %envelope.id, wanted = %tenant, "event of another tenant skipped");
+            return self.settle(delivery.ack().await, Outcome::Skipped);
+        }
+
+        let span = tracing::info_span!(
+            "event.handle",
+            backend = self.backend,
+            topic = %self.config.topic,
+            subscription = %self.config.consumer_group,
+            event_id = %envelope.id,
+            event_type = %envelope.event_type,
+            aggregate_id = %envelope.aggregate_id,
+            correlation_id = %envelope.correlation_id,
+            attempt = delivery.attempt(),
+            outcome = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        self.handle(delivery, envelope).instrument(span).await;
+    }
+
+    /// Runs the handler and settles the delivery by its outcome, inside the `event.handle` span.
+    async fn handle(&self, delivery: Box<dyn Delivery>, envelope: EventEnvelope) {
+        let span = tracing::Span::current();
+        let started = Instant::now();
+        let outcome = AssertUnwindSafe(self.handler.handle(&envelope))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|payload| Err(HandlerError::retryable(HandlerPanicked::from_payload(&*payload))));
+        span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+        let error = match outcome {
+            Ok(()) => {
+                span.record("outcome", "handled");
+                self.forget_failures(&envelope);
+                return self.settle(delivery.ack().await, Outcome::Handled);
+            }
+            Err(error) => error,
+        };
+        self.stats.record(Outcome::Failed);
+        let attempt = delivery.attempt();
+        match error {
+            HandlerError::Permanent(error) => {
+                span.record("outcome", "dead-lettered");
+                let error = error.to_string();
+                self.dead_letter(delivery, DeadLetterReason::PermanentFailure, error, Some(&envelope)).await;
+            }
+            HandlerError::Retryable(error) if attempt >= self.config.max_delivery_attempts => {
+                span.record("outcome", "dead-lettered");
+                let error = format!("{error} (after {attempt} attempts)");
+                self.dead_letter(delivery, DeadLetterReason::MaxAttemptsExceeded, error, Some(&envelope)).await;
+            }
+            HandlerError::Retryable(error) => {
+                span.record("outcome", "retried");
+                self.first_failure_of(&envelope);
+                let delay = self.config.retry.delay_after(attempt);
+                tracing::info!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
+                self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+            }
+        }
+    }
+
+    /// Publishes the untouched message with failure headers to the dead-letter topic, then acks.
+    /// Without a dead-letter topic, or if publishing there fails, the delivery is retried later.
+    async fn dead_letter(&self, delivery: Box<dyn Delivery>, reason: DeadLetterReason, error: String, envelope: Option<&EventEnvelope>) {
+        let Some(topic) = &self.config.dead_letter_topic else {
+            tracing::error!(%reason, %error, topic = %self.config.topic, "no dead-letter topic configured; retrying");
+            let delay = self.config.retry.delay_after(delivery.attempt());
+            return self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+        };
+        let now = Utc::now();
+        let first_failure_at = envelope.map_or(now, |e| self.forget_failures(e).unwrap_or(now));
+        let report = FailureReport {
+            reason,
+            error,
+            attempts: delivery.attempt(),
+            original_topic: &self.config.topic,
+            subscription: &self.config.consumer_group,
+            first_failure_at,
+            last_failure_at: now,
+        };
+        let message = report.dead_letter_message(delivery.message());
+        let event_id = delivery.message().headers.get(wire_headers::EVENT_ID).cloned().unwrap_or_default();
+        match self.publisher.publish(topic, message).await {
+            Ok(()) => {
+                tracing::warn!(%reason, error = %report.error, %event_id, dead_letter_topic = %topic, "event dead-lettered");
+                self.settle(delivery.ack().await, Outcome::DeadLettered);
+            }
+            Err(publish_error) => {
+                tracing::error!(%publish_error, %event_id, "dead-lettering failed; the event will be redelivered");
+                let delay = self.config.retry.delay_after(delivery.attempt());
+                self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+            }
+        }
+    }
+
+    fn settle(&self, result: Result<(), crate::error::BusError>, outcome: Outcome) {
+        match result {
+            Ok(()) => self.stats.record(outcome),
+            Err(error) => tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it"),
+        }
+    }
+
+    fn first_failure_of(&self, envelope: &EventEnvelope) {
+        let mut failures = self.first_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failures.entry(envelope.id.to_string()).or_insert_with(Utc::now);
+    }
+
+    fn forget_failures(&self, envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
+        let mut failures = self.first_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failures.remove(&envelope.id.to_string())
+    }
+}
+
+fn log_task_failure(result: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = result {
+        tracing::error!(%error, "a delivery task failed");
+    }
+}

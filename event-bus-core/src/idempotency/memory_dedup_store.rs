@@ -1,0 +1,109 @@
+//! In-process dedup store with per-key expiry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{Claim, DedupError, DedupStore};
+
+#[derive(Clone, Copy)]
+struct Entry {
+    done: bool,
+    expires_at: Instant,
+}
+
+/// A [`DedupStore`] in memory: fast, and forgotten when the process exits.
+#[derive(Default)]
+pub struct MemoryDedupStore {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl MemoryDedupStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys currently remembered (claimed or done, not expired).
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        self.lock().values().filter(|e| e.expires_at > now).count()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl DedupStore for MemoryDedupStore {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, DedupError> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if entries.len() >= 1024 && entries.len().is_power_of_two() {
+            entries.retain(|_, e| e.expires_at > now);
+        }
+        match entries.get(key) {
+            Some(e) if e.expires_at > now && e.done => Ok(Claim::Done),
+            Some(e) if e.expires_at > now => Ok(Claim::InProgress),
+            _ => {
+                entries.insert(key.to_owned(), Entry { done: false, expires_at: now + lease });
+                Ok(Claim::Acquired)
+            }
+        }
+    }
+
+    async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError> {
+        let entry = Entry { done: true, expires_at: Instant::now() + ttl };
+        self.lock().insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), DedupError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+    const TTL: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn a_key_is_acquired_once_then_in_progress_then_done() {
+        let store = MemoryDedupStore::new();
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::InProgress);
+        store.complete("k", TTL).await.unwrap();
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Done);
+    }
+
+    #[tokio::test]
+    async fn a_released_key_can_be_claimed_again() {
+        let store = MemoryDedupStore::new();
+        store.claim("k", LEASE).await.unwrap();
+        store.release("k").await.unwrap();
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_expire_after_their_ttl() {
+        let store = MemoryDedupStore::new();
+        store.claim("k", LEASE).await.unwrap();
+        store.complete("k", Duration::from_secs(10)).await.unwrap();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.len(), 1);
+    }
+}

@@ -1,0 +1,9 @@
+//! Idempotent handling: duplicates of an already handled idempotency key are skipped.
+
+mod dedup_store;
+mod layer;
+mod memory_dedup_store;
+
+pub use dedup_store::{Claim, DedupError, DedupStore};
+pub use layer::{Idempotent, IdempotencyLayer};
+pub use memory_dedup_store::MemoryDedupStore;

@@ -1,0 +1,61 @@
+//! One member of a consumer group of the in-memory broker.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::delivery::MemoryDelivery;
+use super::group::Dispatch;
+use super::topic::Topic;
+use crate::error::BusError;
+use crate::transport::{Delivery, Subscription};
+
+/// Competes with the other members of its group for the topic's messages.
+pub(super) struct MemorySubscription {
+    pub(super) topic: Arc<Topic>,
+    pub(super) group: String,
+    pub(super) ordering: bool,
+}
+
+impl MemorySubscription {
+    fn try_take(&self) -> Result<MemoryDelivery, Option<Instant>> {
+        let mut state = self.topic.lock();
+        let state = &mut *state;
+        let group = state.groups.entry(self.group.clone()).or_default();
+        match group.dispatch(&state.log, self.ordering, Instant::now()) {
+            Dispatch::Deliver { offset, attempt } => Ok(MemoryDelivery {
+                topic: Arc::clone(&self.topic),
+                group: self.group.clone(),
+                offset,
+                attempt,
+                message: state.log[offset].clone(),
+                settled: false,
+            }),
+            Dispatch::Wait(wake) => Err(wake),
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
+        loop {
+            let changed = self.topic.changed();
+            match self.try_take() {
+                Ok(delivery) => return Some(Ok(Box::new(delivery))),
+                Err(Some(wake)) => {
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep_until(wake) => {}
+                    }
+                }
+                Err(None) => changed.await,
+            }
+        }
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+}

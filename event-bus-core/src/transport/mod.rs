@@ -1,0 +1,21 @@
+//! The contract a backend implements: publish, subscribe, and settle each delivery.
+
+mod capabilities;
+mod delivery;
+mod publisher;
+mod subscriber;
+mod subscription_config;
+
+pub use capabilities::Capabilities;
+pub use delivery::{Delivery, Nack};
+pub use publisher::Publisher;
+pub use subscriber::{Subscriber, Subscription};
+pub use subscription_config::SubscriptionConfig;
+
+/// A backend: a publisher and a subscriber over one broker, with its capabilities.
+pub trait Broker: Publisher + Subscriber {
+    /// Short backend name, such as `memory` or `redis`.
+    fn name(&self) -> &'static str;
+    /// What this backend guarantees.
+    fn capabilities(&self) -> Capabilities;
+}
