@@ -13,7 +13,11 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
         BusType::Memory => Ok(Arc::new(InMemoryBroker::new())),
         backend => Err(ConfigError::BackendNotCompiled {
             backend,
-            available: AVAILABLE.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", "),
+            available: AVAILABLE
+                .iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -37,7 +41,10 @@ mod tests {
     #[tokio::test]
     async fn a_backend_left_out_of_the_build_is_a_clear_error() {
         let settings = BusSettings::from_vars([("EVENT_BUS_TYPE", "kafka")]).unwrap();
-        let error = connect(settings).await.err().expect("kafka is not compiled in");
+        let error = connect(settings)
+            .await
+            .err()
+            .expect("kafka is not compiled in");
         assert_eq!(
             error.to_string(),
             "EVENT_BUS_TYPE `kafka` is not available in this build (enable cargo feature `kafka` of event-bus-brokers); available: memory"

@@ -63,7 +63,8 @@ impl EventBus {
 
     /// Publishes to the topic of the event's type.
     pub async fn publish(&self, event: &EventEnvelope) -> Result<(), BusError> {
-        self.publish_to(&self.topics.topic(&event.event_type), event).await
+        self.publish_to(&self.topics.topic(&event.event_type), event)
+            .await
     }
 
     /// Publishes to the given topic.
@@ -102,7 +103,9 @@ impl EventBus {
         for (index, event) in events.iter().enumerate() {
             match self.encode(event) {
                 Ok(message) => {
-                    let batch = batches.entry(self.topics.topic(&event.event_type)).or_default();
+                    let batch = batches
+                        .entry(self.topics.topic(&event.event_type))
+                        .or_default();
                     batch.0.push(index);
                     batch.1.push(message);
                 }
@@ -117,7 +120,14 @@ impl EventBus {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BusError::backend(self.broker.name(), "no result for a batch entry"))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(BusError::backend(
+                        self.broker.name(),
+                        "no result for a batch entry",
+                    ))
+                })
+            })
             .collect()
     }
 
@@ -125,7 +135,10 @@ impl EventBus {
         let message = event.to_message()?;
         let limit = self.settings.max_message_bytes;
         if message.size() > limit {
-            return Err(BusError::MessageTooLarge { size: message.size(), limit });
+            return Err(BusError::MessageTooLarge {
+                size: message.size(),
+                limit,
+            });
         }
         Ok(message)
     }
@@ -133,22 +146,42 @@ impl EventBus {
     /// A subscription of the handler named `handler_name` to `event_type`, with the
     /// configured ordering, dead-letter topic and attempt limit.
     pub fn subscription(&self, event_type: &str, handler_name: &str) -> SubscriptionConfig {
-        SubscriptionConfig::new(self.topics.topic(event_type), self.topics.handler_subscription(event_type, handler_name))
-            .ordering(self.settings.enable_ordering)
-            .dead_letter_topic(self.topics.dead_letter_topic())
-            .max_delivery_attempts(self.settings.dead_letter_max_retries)
+        SubscriptionConfig::new(
+            self.topics.topic(event_type),
+            self.topics.handler_subscription(event_type, handler_name),
+        )
+        .ordering(self.settings.enable_ordering)
+        .dead_letter_topic(self.topics.dead_letter_topic())
+        .max_delivery_attempts(self.settings.dead_letter_max_retries)
     }
 
     /// Starts handling the subscription's events with `handler` in the background.
-    pub async fn subscribe(&self, config: SubscriptionConfig, handler: impl Handler) -> Result<SubscriptionHandle, BusError> {
+    pub async fn subscribe(
+        &self,
+        config: SubscriptionConfig,
+        handler: impl Handler,
+    ) -> Result<SubscriptionHandle, BusError> {
         let caught = CatchPanicLayer.layer(handler);
         let handler: Arc<dyn Handler> = match &self.dedup {
-            Some(store) => Arc::new(IdempotencyLayer::new(Arc::clone(store), self.settings.idempotency_ttl).layer(caught)),
+            Some(store) => {
+                let layer = IdempotencyLayer::new(
+                    Arc::clone(store),
+                    &config.consumer_group,
+                    self.settings.idempotency_ttl,
+                );
+                Arc::new(layer.layer(caught))
+            }
             None => Arc::new(caught),
         };
         let subscription = self.broker.subscribe(&config).await?;
         let publisher = Arc::clone(&self.broker);
-        let worker = Worker::new(config, handler, publisher, self.settings.max_message_bytes, self.broker.name());
+        let worker = Worker::new(
+            config,
+            handler,
+            publisher,
+            self.settings.max_message_bytes,
+            self.broker.name(),
+        );
         let handle = SubscriptionHandle::spawn(worker, subscription);
         self.lock_subscriptions().push(handle.clone());
         Ok(handle)
@@ -163,6 +196,8 @@ impl EventBus {
     }
 
     fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<SubscriptionHandle>> {
-        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

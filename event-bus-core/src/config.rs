@@ -27,7 +27,13 @@ pub enum BusType {
 
 impl BusType {
     /// Every backend, in the order the docs list them.
-    pub const ALL: [BusType; 5] = [Self::Memory, Self::Redis, Self::Kafka, Self::RabbitMq, Self::PubSub];
+    pub const ALL: [BusType; 5] = [
+        Self::Memory,
+        Self::Redis,
+        Self::Kafka,
+        Self::RabbitMq,
+        Self::PubSub,
+    ];
 
     /// The value of `EVENT_BUS_TYPE` that selects this backend.
     pub fn as_str(self) -> &'static str {
@@ -63,10 +69,14 @@ impl FromStr for BusType {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `EVENT_BUS_TYPE` names no backend.
-    #[error("unknown EVENT_BUS_TYPE `{0}`; expected one of: memory, redis, kafka, rabbitmq, pubsub")]
+    #[error(
+        "unknown EVENT_BUS_TYPE `{0}`; expected one of: memory, redis, kafka, rabbitmq, pubsub"
+    )]
     UnknownBusType(String),
     /// The backend exists but was not compiled into this binary.
-    #[error("EVENT_BUS_TYPE `{backend}` is not available in this build (enable cargo feature `{backend}` of event-bus-brokers); available: {available}")]
+    #[error(
+        "EVENT_BUS_TYPE `{backend}` is not available in this build (enable cargo feature `{backend}` of event-bus-brokers); available: {available}"
+    )]
     BackendNotCompiled {
         /// The requested backend.
         backend: BusType,
@@ -157,17 +167,27 @@ impl BusSettings {
     }
 
     /// Reads the given variables instead of the process environment.
-    pub fn from_vars<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError> {
-        let vars: HashMap<String, String> = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         Self::load(None, Some(vars))
     }
 
-    fn load(file: Option<&Path>, vars: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+    fn load(
+        file: Option<&Path>,
+        vars: Option<HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
-        let environment = config::Environment::default().try_parsing(true).source(vars);
+        let environment = config::Environment::default()
+            .try_parsing(true)
+            .source(vars);
         let raw: RawSettings = builder.add_source(environment).build()?.try_deserialize()?;
         Self::from_raw(raw)
     }
@@ -177,29 +197,48 @@ impl BusSettings {
             None | Some("") => BusType::Memory,
             Some(value) => value.parse()?,
         };
-        let topic_prefix = raw.event_bus_topic_prefix.unwrap_or_else(|| "events".to_owned());
+        let topic_prefix = raw
+            .event_bus_topic_prefix
+            .unwrap_or_else(|| "events".to_owned());
         Ok(Self {
             bus_type,
-            subscription_prefix: raw.event_bus_subscription_prefix.unwrap_or_else(|| topic_prefix.clone()),
-            dead_letter_topic: raw.dead_letter_topic.unwrap_or_else(|| format!("{topic_prefix}-dead-letter")),
+            subscription_prefix: raw
+                .event_bus_subscription_prefix
+                .unwrap_or_else(|| topic_prefix.clone()),
+            dead_letter_topic: raw
+                .dead_letter_topic
+                .unwrap_or_else(|| format!("{topic_prefix}-dead-letter")),
             topic_prefix,
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
-            idempotency_ttl: Duration::from_secs(raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400)),
-            redis_url: raw.redis_event_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
-            kafka_bootstrap_servers: raw.kafka_bootstrap_servers.unwrap_or_else(|| "127.0.0.1:9092".to_owned()),
-            kafka_consumer_group: raw.kafka_consumer_group.unwrap_or_else(|| "event-bus".to_owned()),
-            rabbitmq_url: raw.rabbitmq_url.unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
-            gcp_project_id: raw.gcp_project_id.unwrap_or_else(|| "local-project".to_owned()),
+            idempotency_ttl: Duration::from_secs(
+                raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400),
+            ),
+            redis_url: raw
+                .redis_event_url
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            kafka_bootstrap_servers: raw
+                .kafka_bootstrap_servers
+                .unwrap_or_else(|| "127.0.0.1:9092".to_owned()),
+            kafka_consumer_group: raw
+                .kafka_consumer_group
+                .unwrap_or_else(|| "event-bus".to_owned()),
+            rabbitmq_url: raw
+                .rabbitmq_url
+                .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+            gcp_project_id: raw
+                .gcp_project_id
+                .unwrap_or_else(|| "local-project".to_owned()),
             pubsub_emulator_host: raw.pubsub_emulator_host.filter(|h| !h.is_empty()),
         })
     }
 
     /// Topic and subscription names under these prefixes.
     pub fn topic_names(&self) -> TopicNames {
-        TopicNames::new(&self.topic_prefix, &self.subscription_prefix).with_dead_letter_topic(&self.dead_letter_topic)
+        TopicNames::new(&self.topic_prefix, &self.subscription_prefix)
+            .with_dead_letter_topic(&self.dead_letter_topic)
     }
 }
 
@@ -229,14 +268,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(settings.bus_type, BusType::Kafka);
-        assert_eq!(settings.topic_names().topic("user.registered"), "voice-user-registered");
+        assert_eq!(
+            settings.topic_names().topic("user.registered"),
+            "voice-user-registered"
+        );
         assert_eq!(settings.subscription_prefix, "voice");
         assert_eq!(settings.dead_letter_topic, "voice-dead-letter");
         assert!(settings.enable_ordering);
         assert!(!settings.enable_batching);
         assert_eq!(settings.dead_letter_max_retries, 3);
         assert_eq!(settings.kafka_bootstrap_servers, "127.0.0.1:19092");
-        assert_eq!(settings.pubsub_emulator_host.as_deref(), Some("127.0.0.1:8085"));
+        assert_eq!(
+            settings.pubsub_emulator_host.as_deref(),
+            Some("127.0.0.1:8085")
+        );
     }
 
     #[test]
@@ -260,8 +305,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("event-bus-config-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bus.toml");
-        std::fs::write(&file, "event_bus_topic_prefix = \"from-file\"\ndead_letter_max_retries = 9\n").unwrap();
-        let settings = BusSettings::load(Some(&file), Some(HashMap::from([("DEAD_LETTER_MAX_RETRIES".to_owned(), "2".to_owned())]))).unwrap();
+        std::fs::write(
+            &file,
+            "event_bus_topic_prefix = \"from-file\"\ndead_letter_max_retries = 9\n",
+        )
+        .unwrap();
+        let settings = BusSettings::load(
+            Some(&file),
+            Some(HashMap::from([(
+                "DEAD_LETTER_MAX_RETRIES".to_owned(),
+                "2".to_owned(),
+            )])),
+        )
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(settings.topic_prefix, "from-file");
         assert_eq!(settings.dead_letter_max_retries, 2);

@@ -53,4 +53,6 @@ pub use message::Message;
 pub use retry::RetryPolicy;
 pub use testing::Recorder;
 pub use topics::TopicNames;
-pub use transport::{Broker, Capabilities, Delivery, Nack, Publisher, Subscriber, Subscription, SubscriptionConfig};
+pub use transport::{
+    Broker, Capabilities, Delivery, Nack, Publisher, Subscriber, Subscription, SubscriptionConfig,
+};

@@ -91,7 +91,10 @@ mod tests {
         };
         for _ in 0..1000 {
             let delay = policy.delay_after(4);
-            assert!(delay >= Duration::from_millis(100) && delay <= Duration::from_millis(300), "{delay:?}");
+            assert!(
+                delay >= Duration::from_millis(100) && delay <= Duration::from_millis(300),
+                "{delay:?}"
+            );
             assert!(policy.delay_after(9) <= Duration::from_millis(500));
         }
     }

@@ -61,22 +61,45 @@ impl Recorder {
     }
 
     /// Waits until at least `count` events are recorded and returns them.
-    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Result<Vec<EventEnvelope>, NotEnoughEvents> {
+    pub async fn wait_for(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<EventEnvelope>, NotEnoughEvents> {
+        self.wait_until(timeout, |events| events.len() >= count)
+            .await
+            .map_err(|got| NotEnoughEvents {
+                expected: count,
+                got,
+                timeout,
+            })
+    }
+
+    /// Waits until `condition` holds for the recorded events and returns them; on timeout,
+    /// returns how many were recorded.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&[EventEnvelope]) -> bool,
+    ) -> Result<Vec<EventEnvelope>, usize> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.inner.changed.notified();
             let events = self.events();
-            if events.len() >= count {
+            if condition(&events) {
                 return Ok(events);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(NotEnoughEvents { expected: count, got: self.len(), timeout });
+                return Err(self.len());
             }
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<EventEnvelope>> {
-        self.inner.events.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

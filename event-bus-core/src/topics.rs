@@ -61,9 +61,18 @@ mod tests {
     fn names_follow_the_prefixes() {
         let names = TopicNames::new("events", "svc");
         assert_eq!(names.topic("user.registered"), "events-user-registered");
-        assert_eq!(names.subscription("user.registered"), "svc-sub-user-registered");
-        assert_eq!(names.handler_subscription("user.registered", "welcome_email"), "svc-sub-user-registered-welcome-email");
+        assert_eq!(
+            names.subscription("user.registered"),
+            "svc-sub-user-registered"
+        );
+        assert_eq!(
+            names.handler_subscription("user.registered", "welcome_email"),
+            "svc-sub-user-registered-welcome-email"
+        );
         assert_eq!(names.dead_letter_topic(), "events-dead-letter");
-        assert_eq!(names.with_dead_letter_topic("dlq").dead_letter_topic(), "dlq");
+        assert_eq!(
+            names.with_dead_letter_topic("dlq").dead_letter_topic(),
+            "dlq"
+        );
     }
 }

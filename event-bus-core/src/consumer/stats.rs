@@ -103,7 +103,10 @@ impl SubscriptionStats {
                 return Ok(snapshot);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(WaitTimeout { timeout, last: self.snapshot() });
+                return Err(WaitTimeout {
+                    timeout,
+                    last: self.snapshot(),
+                });
             }
         }
     }

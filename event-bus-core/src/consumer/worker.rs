@@ -53,7 +53,11 @@ impl Worker {
 
     /// Runs until `shutdown` fires or the subscription ends, then finishes every delivery in
     /// flight and closes the subscription.
-    pub(crate) async fn run(self: Arc<Self>, mut subscription: Box<dyn Subscription>, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        mut subscription: Box<dyn Subscription>,
+        shutdown: CancellationToken,
+    ) {
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
         let mut in_flight = JoinSet::new();
         loop {
@@ -100,12 +104,27 @@ impl Worker {
         self.stats.record(Outcome::Received);
         let message = delivery.message();
         if message.size() > self.max_message_bytes {
-            let error = format!("message of {} bytes exceeds the limit of {} bytes", message.size(), self.max_message_bytes);
-            return self.dead_letter(delivery, DeadLetterReason::Oversize, error, None).await;
+            let error = format!(
+                "message of {} bytes exceeds the limit of {} bytes",
+                message.size(),
+                self.max_message_bytes
+            );
+            return self
+                .dead_letter(delivery, DeadLetterReason::Oversize, error, None)
+                .await;
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
-            Err(error) => return self.dead_letter(delivery, DeadLetterReason::MalformedPayload, error.to_string(), None).await,
+            Err(error) => {
+                return self
+                    .dead_letter(
+                        delivery,
+                        DeadLetterReason::MalformedPayload,
+                        error.to_string(),
+                        None,
+                    )
+                    .await;
+            }
         };
         if let Some(tenant) = &self.config.tenant
             && envelope.tenant_id.as_ref() != Some(tenant)
@@ -137,7 +156,11 @@ impl Worker {
         let outcome = AssertUnwindSafe(self.handler.handle(&envelope))
             .catch_unwind()
             .await
-            .unwrap_or_else(|payload| Err(HandlerError::retryable(HandlerPanicked::from_payload(&*payload))));
+            .unwrap_or_else(|payload| {
+                Err(HandlerError::retryable(HandlerPanicked::from_payload(
+                    &*payload,
+                )))
+            });
         span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
         let error = match outcome {
             Ok(()) => {
@@ -153,30 +176,54 @@ impl Worker {
             HandlerError::Permanent(error) => {
                 span.record("outcome", "dead-lettered");
                 let error = error.to_string();
-                self.dead_letter(delivery, DeadLetterReason::PermanentFailure, error, Some(&envelope)).await;
+                self.dead_letter(
+                    delivery,
+                    DeadLetterReason::PermanentFailure,
+                    error,
+                    Some(&envelope),
+                )
+                .await;
             }
             HandlerError::Retryable(error) if attempt >= self.config.max_delivery_attempts => {
                 span.record("outcome", "dead-lettered");
                 let error = format!("{error} (after {attempt} attempts)");
-                self.dead_letter(delivery, DeadLetterReason::MaxAttemptsExceeded, error, Some(&envelope)).await;
+                self.dead_letter(
+                    delivery,
+                    DeadLetterReason::MaxAttemptsExceeded,
+                    error,
+                    Some(&envelope),
+                )
+                .await;
             }
             HandlerError::Retryable(error) => {
                 span.record("outcome", "retried");
                 self.first_failure_of(&envelope);
                 let delay = self.config.retry.delay_after(attempt);
                 tracing::info!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
-                self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+                self.settle(
+                    delivery.nack(Nack::RequeueAfter(delay)).await,
+                    Outcome::Retried,
+                );
             }
         }
     }
 
     /// Publishes the untouched message with failure headers to the dead-letter topic, then acks.
     /// Without a dead-letter topic, or if publishing there fails, the delivery is retried later.
-    async fn dead_letter(&self, delivery: Box<dyn Delivery>, reason: DeadLetterReason, error: String, envelope: Option<&EventEnvelope>) {
+    async fn dead_letter(
+        &self,
+        delivery: Box<dyn Delivery>,
+        reason: DeadLetterReason,
+        error: String,
+        envelope: Option<&EventEnvelope>,
+    ) {
         let Some(topic) = &self.config.dead_letter_topic else {
             tracing::error!(%reason, %error, topic = %self.config.topic, "no dead-letter topic configured; retrying");
             let delay = self.config.retry.delay_after(delivery.attempt());
-            return self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+            return self.settle(
+                delivery.nack(Nack::RequeueAfter(delay)).await,
+                Outcome::Retried,
+            );
         };
         let now = Utc::now();
         let first_failure_at = envelope.map_or(now, |e| self.forget_failures(e).unwrap_or(now));
@@ -190,7 +237,12 @@ impl Worker {
             last_failure_at: now,
         };
         let message = report.dead_letter_message(delivery.message());
-        let event_id = delivery.message().headers.get(wire_headers::EVENT_ID).cloned().unwrap_or_default();
+        let event_id = delivery
+            .message()
+            .headers
+            .get(wire_headers::EVENT_ID)
+            .cloned()
+            .unwrap_or_default();
         match self.publisher.publish(topic, message).await {
             Ok(()) => {
                 tracing::warn!(%reason, error = %report.error, %event_id, dead_letter_topic = %topic, "event dead-lettered");
@@ -199,7 +251,10 @@ impl Worker {
             Err(publish_error) => {
                 tracing::error!(%publish_error, %event_id, "dead-lettering failed; the event will be redelivered");
                 let delay = self.config.retry.delay_after(delivery.attempt());
-                self.settle(delivery.nack(Nack::RequeueAfter(delay)).await, Outcome::Retried);
+                self.settle(
+                    delivery.nack(Nack::RequeueAfter(delay)).await,
+                    Outcome::Retried,
+                );
             }
         }
     }
@@ -207,17 +262,27 @@ impl Worker {
     fn settle(&self, result: Result<(), crate::error::BusError>, outcome: Outcome) {
         match result {
             Ok(()) => self.stats.record(outcome),
-            Err(error) => tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it"),
+            Err(error) => {
+                tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it")
+            }
         }
     }
 
     fn first_failure_of(&self, envelope: &EventEnvelope) {
-        let mut failures = self.first_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        failures.entry(envelope.id.to_string()).or_insert_with(Utc::now);
+        let mut failures = self
+            .first_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failures
+            .entry(envelope.id.to_string())
+            .or_insert_with(Utc::now);
     }
 
     fn forget_failures(&self, envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
-        let mut failures = self.first_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .first_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         failures.remove(&envelope.id.to_string())
     }
 }

@@ -61,7 +61,12 @@ impl EnvelopeBuilder {
     }
 
     /// Sets the aggregate type, id and version after this event.
-    pub fn aggregate(mut self, aggregate_type: impl Into<String>, aggregate_id: impl Into<String>, version: u64) -> Self {
+    pub fn aggregate(
+        mut self,
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        version: u64,
+    ) -> Self {
         self.aggregate_type = aggregate_type.into();
         self.aggregate_id = aggregate_id.into();
         self.aggregate_version = version;

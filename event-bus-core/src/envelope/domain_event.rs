@@ -30,7 +30,9 @@ pub enum DecodeError {
         found: String,
     },
     /// The payload was written with a newer schema than this decoder knows.
-    #[error("event `{event_type}` has schema version {found}, newer than the supported {supported}")]
+    #[error(
+        "event `{event_type}` has schema version {found}, newer than the supported {supported}"
+    )]
     UnsupportedSchemaVersion {
         /// The event type.
         event_type: String,

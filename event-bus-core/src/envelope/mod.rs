@@ -53,7 +53,11 @@ pub struct EventEnvelope {
     #[serde(rename = "correlationid")]
     pub correlation_id: Uuid,
     /// Id of the event or command that caused this one.
-    #[serde(rename = "causationid", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "causationid",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub causation_id: Option<Uuid>,
     /// Tenant the event belongs to.
     #[serde(rename = "tenantid", default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +92,11 @@ impl EventEnvelope {
 
     /// Starts an envelope for an event caused by this one: same correlation id and tenant,
     /// causation id set to this event's id.
-    pub fn caused(&self, event_type: impl Into<String>, payload: serde_json::Value) -> EnvelopeBuilder {
+    pub fn caused(
+        &self,
+        event_type: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> EnvelopeBuilder {
         let mut builder = Self::builder(event_type, payload)
             .source(self.source.clone())
             .correlation_id(self.correlation_id)

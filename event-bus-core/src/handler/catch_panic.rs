@@ -47,7 +47,9 @@ impl<H: Handler> Handler for CatchPanic<H> {
     async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
         match AssertUnwindSafe(self.0.handle(event)).catch_unwind().await {
             Ok(outcome) => outcome,
-            Err(payload) => Err(HandlerError::retryable(HandlerPanicked::from_payload(&*payload))),
+            Err(payload) => Err(HandlerError::retryable(HandlerPanicked::from_payload(
+                &*payload,
+            ))),
         }
     }
 }

@@ -22,7 +22,10 @@ where
     F: Fn(E, EventEnvelope) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    Typed { f, event: PhantomData }
+    Typed {
+        f,
+        event: PhantomData,
+    }
 }
 
 #[async_trait]

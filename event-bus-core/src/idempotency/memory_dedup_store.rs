@@ -39,7 +39,9 @@ impl MemoryDedupStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -55,14 +57,23 @@ impl DedupStore for MemoryDedupStore {
             Some(e) if e.expires_at > now && e.done => Ok(Claim::Done),
             Some(e) if e.expires_at > now => Ok(Claim::InProgress),
             _ => {
-                entries.insert(key.to_owned(), Entry { done: false, expires_at: now + lease });
+                entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        done: false,
+                        expires_at: now + lease,
+                    },
+                );
                 Ok(Claim::Acquired)
             }
         }
     }
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError> {
-        let entry = Entry { done: true, expires_at: Instant::now() + ttl };
+        let entry = Entry {
+            done: true,
+            expires_at: Instant::now() + ttl,
+        };
         self.lock().insert(key.to_owned(), entry);
         Ok(())
     }

@@ -5,5 +5,5 @@ mod layer;
 mod memory_dedup_store;
 
 pub use dedup_store::{Claim, DedupError, DedupStore};
-pub use layer::{Idempotent, IdempotencyLayer};
+pub use layer::{IdempotencyLayer, Idempotent};
 pub use memory_dedup_store::MemoryDedupStore;

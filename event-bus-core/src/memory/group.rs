@@ -33,7 +33,13 @@ impl GroupState {
     /// messages. With `ordering`, a message waits while an earlier one with its key is
     /// in flight or scheduled for redelivery.
     pub(super) fn dispatch(&mut self, log: &[Message], ordering: bool, now: Instant) -> Dispatch {
-        let key_of = |offset: usize| if ordering { log[offset].key.as_deref() } else { None };
+        let key_of = |offset: usize| {
+            if ordering {
+                log[offset].key.as_deref()
+            } else {
+                None
+            }
+        };
         let mut blocked: HashSet<&str> = self.in_flight.iter().filter_map(|&o| key_of(o)).collect();
         let mut wake: Option<Instant> = None;
         let mut chosen = None;
@@ -72,7 +78,10 @@ impl GroupState {
                 self.in_flight.insert(offset);
                 let attempt = self.attempts.entry(offset).or_default();
                 *attempt += 1;
-                Dispatch::Deliver { offset, attempt: *attempt }
+                Dispatch::Deliver {
+                    offset,
+                    attempt: *attempt,
+                }
             }
             None => Dispatch::Wait(wake),
         }
@@ -95,7 +104,8 @@ impl GroupState {
                 self.waiting.insert(offset, None);
             }
             Nack::RequeueAfter(delay) => {
-                self.waiting.insert(offset, (!delay.is_zero()).then(|| now + delay));
+                self.waiting
+                    .insert(offset, (!delay.is_zero()).then(|| now + delay));
             }
             Nack::Discard => {
                 self.attempts.remove(&offset);
@@ -116,10 +126,17 @@ mod tests {
     use super::*;
 
     fn log(keys: &[&str]) -> Vec<Message> {
-        keys.iter().map(|k| Message::new(k.to_string()).with_key(*k)).collect()
+        keys.iter()
+            .map(|k| Message::new(k.to_string()).with_key(*k))
+            .collect()
     }
 
-    fn deliver(group: &mut GroupState, log: &[Message], ordering: bool, now: Instant) -> Option<(usize, u32)> {
+    fn deliver(
+        group: &mut GroupState,
+        log: &[Message],
+        ordering: bool,
+        now: Instant,
+    ) -> Option<(usize, u32)> {
         match group.dispatch(log, ordering, now) {
             Dispatch::Deliver { offset, attempt } => Some((offset, attempt)),
             Dispatch::Wait(_) => None,
@@ -131,7 +148,8 @@ mod tests {
         let log = log(&["a", "b", "c"]);
         let mut group = GroupState::default();
         let now = Instant::now();
-        let delivered: Vec<_> = std::iter::from_fn(|| deliver(&mut group, &log, false, now)).collect();
+        let delivered: Vec<_> =
+            std::iter::from_fn(|| deliver(&mut group, &log, false, now)).collect();
         assert_eq!(delivered, vec![(0, 1), (1, 1), (2, 1)]);
         assert_eq!(group.backlog(log.len()), 3);
         (0..3).for_each(|o| group.ack(o));
@@ -156,8 +174,14 @@ mod tests {
         let now = Instant::now();
         deliver(&mut group, &log, false, now);
         group.nack(0, Nack::RequeueAfter(Duration::from_secs(5)), now);
-        assert_eq!(group.dispatch(&log, false, now), Dispatch::Wait(Some(now + Duration::from_secs(5))));
-        assert_eq!(deliver(&mut group, &log, false, now + Duration::from_secs(5)), Some((0, 2)));
+        assert_eq!(
+            group.dispatch(&log, false, now),
+            Dispatch::Wait(Some(now + Duration::from_secs(5)))
+        );
+        assert_eq!(
+            deliver(&mut group, &log, false, now + Duration::from_secs(5)),
+            Some((0, 2))
+        );
     }
 
     #[test]
@@ -169,7 +193,11 @@ mod tests {
         assert_eq!(deliver(&mut group, &log, true, now), Some((2, 1)));
         assert_eq!(deliver(&mut group, &log, true, now), None);
         group.nack(0, Nack::RequeueAfter(Duration::from_secs(1)), now);
-        assert_eq!(deliver(&mut group, &log, true, now), None, "offset 1 must wait for offset 0's retry");
+        assert_eq!(
+            deliver(&mut group, &log, true, now),
+            None,
+            "offset 1 must wait for offset 0's retry"
+        );
         let later = now + Duration::from_secs(1);
         assert_eq!(deliver(&mut group, &log, true, later), Some((0, 2)));
         group.ack(0);

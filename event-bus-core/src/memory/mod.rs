@@ -15,7 +15,9 @@ use async_trait::async_trait;
 
 use crate::error::BusError;
 use crate::message::Message;
-use crate::transport::{Broker, Capabilities, Publisher, Subscriber, Subscription, SubscriptionConfig};
+use crate::transport::{
+    Broker, Capabilities, Publisher, Subscriber, Subscription, SubscriptionConfig,
+};
 
 use subscription::MemorySubscription;
 use topic::Topic;
@@ -56,12 +58,20 @@ impl InMemoryBroker {
     pub fn backlog(&self, topic: &str, group: &str) -> usize {
         let topic = self.topic(topic);
         let state = topic.lock();
-        state.groups.get(group).map_or(state.log.len(), |g| g.backlog(state.log.len()))
+        state
+            .groups
+            .get(group)
+            .map_or(state.log.len(), |g| g.backlog(state.log.len()))
     }
 
     /// Waits until `topic` holds at least `count` messages and returns them all, or `None`
     /// after `timeout`.
-    pub async fn wait_for_messages(&self, topic: &str, count: usize, timeout: Duration) -> Option<Vec<Message>> {
+    pub async fn wait_for_messages(
+        &self,
+        topic: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Option<Vec<Message>> {
         let topic = self.topic(topic);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -95,9 +105,16 @@ impl Publisher for InMemoryBroker {
 
 #[async_trait]
 impl Subscriber for InMemoryBroker {
-    async fn subscribe(&self, config: &SubscriptionConfig) -> Result<Box<dyn Subscription>, BusError> {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
         let topic = self.topic(&config.topic);
-        topic.lock().groups.entry(config.consumer_group.clone()).or_default();
+        topic
+            .lock()
+            .groups
+            .entry(config.consumer_group.clone())
+            .or_default();
         Ok(Box::new(MemorySubscription {
             topic,
             group: config.consumer_group.clone(),

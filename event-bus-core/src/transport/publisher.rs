@@ -12,7 +12,11 @@ pub trait Publisher: Send + Sync {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError>;
 
     /// Sends several messages; the result at index `i` is the outcome of `messages[i]`.
-    async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Vec<Result<(), BusError>> {
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<(), BusError>> {
         let mut results = Vec::with_capacity(messages.len());
         for message in messages {
             results.push(self.publish(topic, message).await);

@@ -9,7 +9,10 @@ use crate::error::BusError;
 #[async_trait]
 pub trait Subscriber: Send + Sync {
     /// Joins the consumer group of `config` on its topic, creating what the broker needs.
-    async fn subscribe(&self, config: &SubscriptionConfig) -> Result<Box<dyn Subscription>, BusError>;
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError>;
 }
 
 /// A stream of deliveries for one consumer-group member.

@@ -1,0 +1,66 @@
+//! The conformance suite: the behaviour every backend must show against its real server.
+//!
+//! A backend's test file implements [`ConformanceTarget`] and expands
+//! [`conformance_tests!`](crate::conformance_tests), which makes one `#[tokio::test]` per case.
+//! Cases a backend's [`Capabilities`] rule out report themselves skipped and pass.
+
+mod delivery;
+mod failures;
+mod fixture;
+mod lifecycle;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::transport::{Broker, Capabilities};
+
+pub use delivery::*;
+pub use failures::*;
+pub use fixture::{Fixture, TIMEOUT};
+pub use lifecycle::*;
+
+/// A server under test.
+#[async_trait]
+pub trait ConformanceTarget: Send + Sync {
+    /// A new client of the server, as another process would open.
+    async fn connect(&self) -> Arc<dyn Broker>;
+
+    /// What the backend declares it guarantees.
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// Makes one `#[tokio::test]` per conformance case; the argument is an expression (it may
+/// `.await`) that yields a [`ConformanceTarget`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($target:expr) => {
+        $crate::conformance_tests!(@cases $target;
+            publish_then_subscribe_keeps_payload_and_headers,
+            concurrent_publishers_and_subscribers_lose_nothing,
+            topics_stay_isolated,
+            every_consumer_group_gets_every_event,
+            a_new_group_receives_earlier_events,
+            per_key_order_is_kept,
+            a_tenant_filter_skips_other_tenants,
+            nack_redelivers_and_loses_nothing,
+            a_closed_group_resumes_where_it_left_off,
+            concurrent_subscribe_and_close_is_safe,
+            the_publisher_flushes_on_close,
+            graceful_shutdown_loses_nothing_in_flight,
+            exhausted_retries_go_to_the_dead_letter_topic,
+            bad_input_is_dead_lettered_at_once,
+            a_panicking_handler_is_a_counted_failure,
+            idempotency_key_duplicates_are_handled_once,
+        );
+    };
+    (@cases $target:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let target = $target;
+                $crate::conformance::$case(&target).await;
+            }
+        )*
+    };
+}
