@@ -241,3 +241,42 @@ pub async fn graceful_shutdown_loses_nothing_in_flight(target: &(impl Conformanc
         .expect("the rest arrives at the next member");
     second.shutdown().await.expect("shutdown");
 }
+
+/// A member that leaves with a delivery it never settled (as a crashed consumer would)
+/// hands it back: the group's next member receives it again.
+pub async fn an_unsettled_delivery_is_redelivered(target: &(impl ConformanceTarget + ?Sized)) {
+    let fixture = Fixture::new(target);
+    let config = fixture.subscription("unsettled.event", "g");
+    let mut first = fixture
+        .broker()
+        .await
+        .subscribe(&config)
+        .await
+        .expect("subscribe");
+    let bus = fixture.bus().await;
+    let event = fixture.event("unsettled.event", 1);
+    bus.publish(&event).await.expect("publish");
+
+    let abandoned = tokio::time::timeout(TIMEOUT, first.next())
+        .await
+        .expect("the event arrives")
+        .expect("subscription open")
+        .expect("receive");
+    assert_eq!(
+        message_ids(std::slice::from_ref(abandoned.message())),
+        ids([&event])
+    );
+    drop(abandoned);
+    first.close().await.expect("close");
+
+    let mut second = fixture
+        .broker()
+        .await
+        .subscribe(&config)
+        .await
+        .expect("subscribe");
+    let again = take_messages(second.as_mut(), 1).await;
+    assert_eq!(message_ids(&again), ids([&event]));
+    second.close().await.expect("close");
+    bus.shutdown().await.expect("shutdown");
+}

@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             nack_redelivers_and_loses_nothing,
             a_closed_group_resumes_where_it_left_off,
             concurrent_subscribe_and_close_is_safe,
+            an_unsettled_delivery_is_redelivered,
             the_publisher_flushes_on_close,
             graceful_shutdown_loses_nothing_in_flight,
             exhausted_retries_go_to_the_dead_letter_topic,
