@@ -40,6 +40,11 @@ pub mod transport;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+/// The README's code, compiled and run as doc tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use bus::EventBus;
 pub use config::{BusSettings, BusType, ConfigError};
 pub use consumer::{StatsSnapshot, SubscriptionHandle, SubscriptionStats};
