@@ -1,0 +1,106 @@
+//! Bus behaviour beyond the conformance suite, on the in-memory backend: what happens
+//! without a dead-letter topic, and the harness helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use event_bus_core::{
+    BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker, Recorder, RetryPolicy,
+    handler_fn,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        immediate_attempts: 0,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
+}
+
+fn event(n: u32) -> EventEnvelope {
+    EventEnvelope::builder("order.placed", serde_json::json!({ "n": n }))
+        .source("orders")
+        .aggregate("order", format!("order-{n}"), 1)
+        .build()
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_topic_a_failing_event_is_retried_not_dropped() {
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let calls = Arc::new(AtomicU32::new(0));
+    let handler = {
+        let calls = Arc::clone(&calls);
+        handler_fn(move |_| {
+            let attempt = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if attempt < 8 {
+                    Err(HandlerError::permanent("refused"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    };
+    let mut config = bus
+        .subscription("order.placed", "billing")
+        .retry(quick_retry())
+        .max_delivery_attempts(2);
+    config.dead_letter_topic = None;
+    let subscription = bus.subscribe(config, handler).await.unwrap();
+    bus.publish(&event(1)).await.unwrap();
+
+    let stats = subscription
+        .stats()
+        .wait_until(TIMEOUT, |s| s.handled == 1)
+        .await
+        .unwrap();
+    assert_eq!(stats.dead_lettered, 0);
+    assert_eq!(stats.retried, 7);
+    assert!(broker.messages(bus.topics().dead_letter_topic()).is_empty());
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_harness_waits_for_published_messages_and_reports_backlog() {
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let topic = bus.topics().topic("order.placed");
+    let publisher = tokio::spawn({
+        let bus = EventBus::new(Arc::new(broker.connect()), BusSettings::default());
+        async move {
+            for n in 0..3 {
+                bus.publish(&event(n)).await.unwrap();
+            }
+        }
+    });
+    let messages = broker
+        .wait_for_messages(&topic, 3, TIMEOUT)
+        .await
+        .expect("three messages");
+    publisher.await.unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(broker.backlog(&topic, "nobody-yet"), 3);
+    assert!(
+        broker
+            .wait_for_messages(&topic, 4, Duration::from_millis(20))
+            .await
+            .is_none()
+    );
+
+    let recorder = Recorder::new();
+    let config = bus.subscription("order.placed", "audit");
+    let group = config.consumer_group.clone();
+    let subscription = bus.subscribe(config, recorder.clone()).await.unwrap();
+    subscription
+        .stats()
+        .wait_until(TIMEOUT, |s| s.handled == 3)
+        .await
+        .unwrap();
+    assert_eq!(broker.backlog(&topic, &group), 0);
+    bus.shutdown().await.unwrap();
+}
