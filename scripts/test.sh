@@ -15,5 +15,15 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (workspace, all features)"
-cargo test --workspace --all-features --locked
+step "the demo, as the README runs it"
+cargo run --locked -p event-bus-examples --bin user-registration
+
+step "doc tests (the README's code included)"
+cargo test --workspace --all-features --locked --doc
+
+step "unit and integration tests, the conformance suite included"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --locked --no-fail-fast
+else
+  cargo test --workspace --all-features --locked --no-fail-fast
+fi

@@ -9,9 +9,12 @@ use event_bus_core::{BusSettings, EventBus, EventEnvelope, InMemoryBroker, Recor
 use tracing::span;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
-/// Captures the fields of every `event.*` span, including those recorded after creation.
+/// A span's name and its fields, as text.
+type NamedFields = (String, HashMap<String, String>);
+
+/// Captures the fields of every span, including those recorded after creation.
 #[derive(Clone, Default)]
-struct SpanFields(Arc<Mutex<HashMap<span::Id, (String, HashMap<String, String>)>>>);
+struct SpanFields(Arc<Mutex<HashMap<span::Id, NamedFields>>>);
 
 struct FieldVisitor<'a>(&'a mut HashMap<String, String>);
 
