@@ -123,7 +123,7 @@ pub struct BusSettings {
     pub pubsub_emulator_host: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct RawSettings {
     event_bus_type: Option<String>,
     event_bus_topic_prefix: Option<String>,
@@ -145,12 +145,6 @@ struct RawSettings {
 impl Default for BusSettings {
     fn default() -> Self {
         Self::from_raw(RawSettings::default()).expect("defaults are valid")
-    }
-}
-
-impl Default for RawSettings {
-    fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("every field is optional")
     }
 }
 

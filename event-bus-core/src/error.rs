@@ -17,6 +17,12 @@ pub enum BusError {
         /// The configured limit.
         limit: usize,
     },
+    /// A backend's batch publish returned fewer results than it was given messages.
+    #[error("{backend} backend returned no result for a batch entry")]
+    MissingBatchResult {
+        /// Backend name.
+        backend: &'static str,
+    },
     /// The envelope could not be encoded.
     #[error("could not encode the event: {0}")]
     Encode(#[from] serde_json::Error),

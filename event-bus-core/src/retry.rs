@@ -45,7 +45,7 @@ impl RetryPolicy {
         }
         let exponent = i32::try_from(attempt - self.immediate_attempts - 1).unwrap_or(i32::MAX);
         let base = self.initial_backoff.as_secs_f64() * self.multiplier.powi(exponent);
-        let capped = base.min(self.max_backoff.as_secs_f64());
+        let capped = base.clamp(0.0, self.max_backoff.as_secs_f64());
         let jitter = self.jitter.clamp(0.0, 1.0);
         let factor = 1.0 - jitter + 2.0 * jitter * fastrand::f64();
         Duration::from_secs_f64((capped * factor).min(self.max_backoff.as_secs_f64()))
@@ -97,5 +97,14 @@ mod tests {
             );
             assert!(policy.delay_after(9) <= Duration::from_millis(500));
         }
+    }
+
+    #[test]
+    fn a_nonsensical_multiplier_gives_no_negative_delay() {
+        let policy = RetryPolicy {
+            multiplier: -3.0,
+            ..without_jitter()
+        };
+        assert_eq!(policy.delay_after(4), Duration::ZERO);
     }
 }

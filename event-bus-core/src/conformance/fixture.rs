@@ -12,7 +12,7 @@ use crate::config::BusSettings;
 use crate::envelope::EventEnvelope;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
-use crate::transport::{Broker, Subscription, SubscriptionConfig};
+use crate::transport::{Broker, Delivery, Subscription, SubscriptionConfig};
 
 /// Longest a case waits for something that should happen; reaching it fails the case.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,6 +43,15 @@ impl<'a, T: ConformanceTarget + ?Sized> Fixture<'a, T> {
     /// A raw client on a new connection.
     pub async fn broker(&self) -> Arc<dyn Broker> {
         self.target.connect().await
+    }
+
+    /// A raw subscription on a new connection.
+    pub async fn subscribe_raw(&self, config: &SubscriptionConfig) -> Box<dyn Subscription> {
+        self.broker()
+            .await
+            .subscribe(config)
+            .await
+            .expect("subscribe")
     }
 
     /// Topic of an event type.
@@ -89,12 +98,20 @@ impl<'a, T: ConformanceTarget + ?Sized> Fixture<'a, T> {
             &self.settings.dead_letter_topic,
             format!("{}-dlq-inspector", self.settings.subscription_prefix),
         );
-        self.broker()
-            .await
-            .subscribe(&config)
-            .await
-            .expect("subscribe to the dead-letter topic")
+        self.subscribe_raw(&config).await
     }
+}
+
+/// The next delivery of a raw subscription; fails the case if none arrives by `deadline`.
+pub async fn next_delivery(
+    subscription: &mut dyn Subscription,
+    deadline: tokio::time::Instant,
+) -> Box<dyn Delivery> {
+    tokio::time::timeout_at(deadline, subscription.next())
+        .await
+        .unwrap_or_else(|_| panic!("no delivery arrived in time"))
+        .expect("subscription ended early")
+        .expect("receiving failed")
 }
 
 /// Acks and returns the next `count` messages of a raw subscription; fails the case after
@@ -103,20 +120,18 @@ pub async fn take_messages(subscription: &mut dyn Subscription, count: usize) ->
     let mut messages = Vec::with_capacity(count);
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while messages.len() < count {
-        let delivery = tokio::time::timeout_at(deadline, subscription.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "only {} of {count} messages arrived within {TIMEOUT:?}",
-                    messages.len()
-                )
-            })
-            .expect("subscription ended early")
-            .expect("receiving failed");
+        let delivery = next_delivery(subscription, deadline).await;
         messages.push(delivery.message().clone());
         delivery.ack().await.expect("ack");
     }
     messages
+}
+
+/// Id of the event a raw message carries.
+pub fn message_id(message: &Message) -> Uuid {
+    EventEnvelope::from_message(message)
+        .expect("an envelope")
+        .id
 }
 
 /// Ids of the given events.
@@ -126,10 +141,7 @@ pub fn ids<'a>(events: impl IntoIterator<Item = &'a EventEnvelope>) -> HashSet<U
 
 /// Ids of events carried by raw messages.
 pub fn message_ids(messages: &[Message]) -> HashSet<Uuid> {
-    messages
-        .iter()
-        .map(|m| EventEnvelope::from_message(m).expect("an envelope").id)
-        .collect()
+    messages.iter().map(message_id).collect()
 }
 
 /// Publishes every event and fails the case on the first error.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::ConformanceTarget;
-use super::fixture::{Fixture, TIMEOUT, ids, message_ids, publish_all, take_messages};
+use super::fixture::{
+    Fixture, TIMEOUT, ids, message_id, message_ids, next_delivery, publish_all, take_messages,
+};
 use crate::error::BusError;
 use crate::handler::handler_fn;
 use crate::testing::Recorder;
@@ -15,9 +17,8 @@ use crate::transport::Nack;
 /// Every first delivery is nacked (half with a delay); each event comes back and none is lost.
 pub async fn nack_redelivers_and_loses_nothing(target: &(impl ConformanceTarget + ?Sized)) {
     let fixture = Fixture::new(target);
-    let broker = fixture.broker().await;
     let config = fixture.subscription("nack.event", "g");
-    let mut subscription = broker.subscribe(&config).await.expect("subscribe");
+    let mut subscription = fixture.subscribe_raw(&config).await;
     let bus = fixture.bus().await;
     let events: Vec<_> = (0..50).map(|n| fixture.event("nack.event", n)).collect();
     publish_all(&bus, &events).await;
@@ -26,20 +27,8 @@ pub async fn nack_redelivers_and_loses_nothing(target: &(impl ConformanceTarget 
     let mut nacked = 0;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while acked.len() < events.len() {
-        let delivery = tokio::time::timeout_at(deadline, subscription.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "only {} of 50 events came back within {TIMEOUT:?}",
-                    acked.len()
-                )
-            })
-            .expect("subscription open")
-            .expect("receive");
-        let id = message_ids(std::slice::from_ref(delivery.message()))
-            .into_iter()
-            .next()
-            .expect("one id");
+        let delivery = next_delivery(subscription.as_mut(), deadline).await;
+        let id = message_id(delivery.message());
         if delivery.attempt() == 1 {
             let nack = if nacked % 2 == 0 {
                 Nack::Requeue
@@ -71,12 +60,7 @@ pub async fn a_closed_group_resumes_where_it_left_off(target: &(impl Conformance
     let fixture = Fixture::new(target);
     let config = fixture.subscription("resume.event", "g");
     let bus = fixture.bus().await;
-    let mut first = fixture
-        .broker()
-        .await
-        .subscribe(&config)
-        .await
-        .expect("subscribe");
+    let mut first = fixture.subscribe_raw(&config).await;
     let early: Vec<_> = (0..30).map(|n| fixture.event("resume.event", n)).collect();
     publish_all(&bus, &early).await;
     let acked_first = message_ids(&take_messages(first.as_mut(), 10).await);
@@ -84,12 +68,7 @@ pub async fn a_closed_group_resumes_where_it_left_off(target: &(impl Conformance
 
     let late: Vec<_> = (30..50).map(|n| fixture.event("resume.event", n)).collect();
     publish_all(&bus, &late).await;
-    let mut second = fixture
-        .broker()
-        .await
-        .subscribe(&config)
-        .await
-        .expect("resubscribe");
+    let mut second = fixture.subscribe_raw(&config).await;
     let rest = message_ids(&take_messages(second.as_mut(), 40).await);
     second.close().await.expect("close");
 
@@ -133,7 +112,7 @@ pub async fn concurrent_subscribe_and_close_is_safe(target: &(impl ConformanceTa
                         break;
                     };
                     let delivery = delivery.expect("receive");
-                    acked.extend(message_ids(std::slice::from_ref(delivery.message())));
+                    acked.insert(message_id(delivery.message()));
                     delivery.ack().await.expect("ack");
                 }
                 subscription
@@ -150,12 +129,7 @@ pub async fn concurrent_subscribe_and_close_is_safe(target: &(impl ConformanceTa
         acked.extend(member.expect("member task"));
     }
 
-    let mut last = fixture
-        .broker()
-        .await
-        .subscribe(&config)
-        .await
-        .expect("subscribe");
+    let mut last = fixture.subscribe_raw(&config).await;
     let missing = events.len() - acked.len();
     acked.extend(message_ids(&take_messages(last.as_mut(), missing).await));
     last.close().await.expect("close");
@@ -247,36 +221,19 @@ pub async fn graceful_shutdown_loses_nothing_in_flight(target: &(impl Conformanc
 pub async fn an_unsettled_delivery_is_redelivered(target: &(impl ConformanceTarget + ?Sized)) {
     let fixture = Fixture::new(target);
     let config = fixture.subscription("unsettled.event", "g");
-    let mut first = fixture
-        .broker()
-        .await
-        .subscribe(&config)
-        .await
-        .expect("subscribe");
+    let mut first = fixture.subscribe_raw(&config).await;
     let bus = fixture.bus().await;
     let event = fixture.event("unsettled.event", 1);
     bus.publish(&event).await.expect("publish");
 
-    let abandoned = tokio::time::timeout(TIMEOUT, first.next())
-        .await
-        .expect("the event arrives")
-        .expect("subscription open")
-        .expect("receive");
-    assert_eq!(
-        message_ids(std::slice::from_ref(abandoned.message())),
-        ids([&event])
-    );
+    let abandoned = next_delivery(first.as_mut(), tokio::time::Instant::now() + TIMEOUT).await;
+    assert_eq!(message_id(abandoned.message()), event.id);
     drop(abandoned);
     first.close().await.expect("close");
 
-    let mut second = fixture
-        .broker()
-        .await
-        .subscribe(&config)
-        .await
-        .expect("subscribe");
+    let mut second = fixture.subscribe_raw(&config).await;
     let again = take_messages(second.as_mut(), 1).await;
-    assert_eq!(message_ids(&again), ids([&event]));
+    assert_eq!(message_id(&again[0]), event.id);
     second.close().await.expect("close");
     bus.shutdown().await.expect("shutdown");
 }

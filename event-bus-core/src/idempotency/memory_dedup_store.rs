@@ -15,10 +15,19 @@ struct Entry {
     expires_at: Instant,
 }
 
+/// Claims between two sweeps of expired keys.
+const SWEEP_EVERY: u32 = 1024;
+
 /// A [`DedupStore`] in memory: fast, and forgotten when the process exits.
 #[derive(Default)]
 pub struct MemoryDedupStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_key: HashMap<String, Entry>,
+    claims_since_sweep: u32,
 }
 
 impl MemoryDedupStore {
@@ -30,7 +39,11 @@ impl MemoryDedupStore {
     /// Number of keys currently remembered (claimed or done, not expired).
     pub fn len(&self) -> usize {
         let now = Instant::now();
-        self.lock().values().filter(|e| e.expires_at > now).count()
+        self.lock()
+            .by_key
+            .values()
+            .filter(|e| e.expires_at > now)
+            .count()
     }
 
     /// Whether no key is remembered.
@@ -38,7 +51,7 @@ impl MemoryDedupStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -50,14 +63,16 @@ impl DedupStore for MemoryDedupStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, DedupError> {
         let now = Instant::now();
         let mut entries = self.lock();
-        if entries.len() >= 1024 && entries.len().is_power_of_two() {
-            entries.retain(|_, e| e.expires_at > now);
+        entries.claims_since_sweep += 1;
+        if entries.claims_since_sweep >= SWEEP_EVERY {
+            entries.claims_since_sweep = 0;
+            entries.by_key.retain(|_, e| e.expires_at > now);
         }
-        match entries.get(key) {
+        match entries.by_key.get(key) {
             Some(e) if e.expires_at > now && e.done => Ok(Claim::Done),
             Some(e) if e.expires_at > now => Ok(Claim::InProgress),
             _ => {
-                entries.insert(
+                entries.by_key.insert(
                     key.to_owned(),
                     Entry {
                         done: false,
@@ -74,12 +89,12 @@ impl DedupStore for MemoryDedupStore {
             done: true,
             expires_at: Instant::now() + ttl,
         };
-        self.lock().insert(key.to_owned(), entry);
+        self.lock().by_key.insert(key.to_owned(), entry);
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), DedupError> {
-        self.lock().remove(key);
+        self.lock().by_key.remove(key);
         Ok(())
     }
 }
