@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport};
 use crate::envelope::{EventEnvelope, wire_headers};
+use crate::error::BusError;
 use crate::handler::{Handler, HandlerError, HandlerPanicked};
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
 
@@ -104,11 +105,11 @@ impl Worker {
         self.stats.record(Outcome::Received);
         let message = delivery.message();
         if message.size() > self.max_message_bytes {
-            let error = format!(
-                "message of {} bytes exceeds the limit of {} bytes",
-                message.size(),
-                self.max_message_bytes
-            );
+            let error = BusError::MessageTooLarge {
+                size: message.size(),
+                limit: self.max_message_bytes,
+            }
+            .to_string();
             return self
                 .dead_letter(delivery, DeadLetterReason::Oversize, error, None)
                 .await;
@@ -259,7 +260,7 @@ impl Worker {
         }
     }
 
-    fn settle(&self, result: Result<(), crate::error::BusError>, outcome: Outcome) {
+    fn settle(&self, result: Result<(), BusError>, outcome: Outcome) {
         match result {
             Ok(()) => self.stats.record(outcome),
             Err(error) => {
