@@ -109,8 +109,16 @@ pub struct BusSettings {
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
+    /// `EVENT_BUS_ACK_DEADLINE_SECONDS`: a delivery unsettled this long is redelivered by
+    /// backends that track it themselves, such as Redis (default 30).
+    pub ack_deadline: Duration,
     /// `REDIS_EVENT_URL`.
     pub redis_url: String,
+    /// `REDIS_CHANNEL_PREFIX`: when set, Redis uses plain Pub/Sub channels under this prefix
+    /// instead of streams; not durable, no consumer groups, no redelivery.
+    pub redis_channel_prefix: Option<String>,
+    /// `REDIS_STREAM_MAX_LEN`: trim each stream to about this many entries (default: no trimming).
+    pub redis_stream_max_len: Option<usize>,
     /// `KAFKA_BOOTSTRAP_SERVERS`.
     pub kafka_bootstrap_servers: String,
     /// `KAFKA_CONSUMER_GROUP`.
@@ -134,7 +142,10 @@ struct RawSettings {
     dead_letter_max_retries: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
+    event_bus_ack_deadline_seconds: Option<u64>,
     redis_event_url: Option<String>,
+    redis_channel_prefix: Option<String>,
+    redis_stream_max_len: Option<usize>,
     kafka_bootstrap_servers: Option<String>,
     kafka_consumer_group: Option<String>,
     rabbitmq_url: Option<String>,
@@ -210,6 +221,11 @@ impl BusSettings {
             idempotency_ttl: Duration::from_secs(
                 raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400),
             ),
+            ack_deadline: Duration::from_secs(
+                raw.event_bus_ack_deadline_seconds.unwrap_or(30).max(1),
+            ),
+            redis_channel_prefix: raw.redis_channel_prefix.filter(|p| !p.is_empty()),
+            redis_stream_max_len: raw.redis_stream_max_len,
             redis_url: raw
                 .redis_event_url
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),

@@ -8,17 +8,20 @@ mod delivery;
 mod failures;
 mod fixture;
 mod lifecycle;
+mod restart;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::error::BoxError;
 use crate::transport::{Broker, Capabilities};
 
 pub use delivery::*;
 pub use failures::*;
 pub use fixture::{Fixture, TIMEOUT};
 pub use lifecycle::*;
+pub use restart::*;
 
 /// A server under test.
 #[async_trait]
@@ -28,7 +31,18 @@ pub trait ConformanceTarget: Send + Sync {
 
     /// What the backend declares it guarantees.
     fn capabilities(&self) -> Capabilities;
+
+    /// Stops the server and starts it again with its data; called only when the capabilities
+    /// say `can_restart_server`.
+    async fn restart_server(&self) -> Result<(), BoxError> {
+        Err(Box::new(RestartUnsupported))
+    }
 }
+
+/// The target cannot restart its server.
+#[derive(Debug, thiserror::Error)]
+#[error("this conformance target cannot restart its server")]
+pub struct RestartUnsupported;
 
 /// Makes one `#[tokio::test]` per conformance case; the argument is an expression (it may
 /// `.await`) that yields a [`ConformanceTarget`].
@@ -53,6 +67,7 @@ macro_rules! conformance_tests {
             bad_input_is_dead_lettered_at_once,
             a_panicking_handler_is_a_counted_failure,
             idempotency_key_duplicates_are_handled_once,
+            no_event_is_lost_across_a_server_restart,
         );
     };
     (@cases $target:expr; $($case:ident),* $(,)?) => {
