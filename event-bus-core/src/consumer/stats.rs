@@ -42,6 +42,21 @@ impl StatsSnapshot {
     }
 }
 
+impl std::fmt::Display for StatsSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "received {}, handled {}, skipped {}, retried {}, failed {}, dead-lettered {}",
+            self.received,
+            self.handled,
+            self.skipped,
+            self.retried,
+            self.failed,
+            self.dead_lettered
+        )
+    }
+}
+
 /// The final outcome of one delivery, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -55,7 +70,7 @@ pub(crate) enum Outcome {
 
 /// `wait_until` gave up before the condition held.
 #[derive(Debug, thiserror::Error)]
-#[error("condition not met within {timeout:?}; last stats: {last:?}")]
+#[error("condition not met within {timeout:?}; last counts: {last}")]
 pub struct WaitTimeout {
     /// How long it waited.
     pub timeout: Duration,

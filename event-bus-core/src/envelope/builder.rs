@@ -73,6 +73,12 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Sets the aggregate version after this event.
+    pub fn aggregate_version(mut self, version: u64) -> Self {
+        self.aggregate_version = version;
+        self
+    }
+
     /// Sets the payload schema version (default 1).
     pub fn schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;

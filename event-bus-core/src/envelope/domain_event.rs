@@ -52,7 +52,8 @@ pub enum DecodeError {
 }
 
 impl EventEnvelope {
-    /// Starts an envelope for a typed event: type, schema version and aggregate come from it.
+    /// Starts an envelope for a typed event: type, schema version and aggregate come from it;
+    /// set the aggregate version with [`EnvelopeBuilder::aggregate_version`].
     pub fn from_event<E: DomainEvent>(event: &E) -> Result<EnvelopeBuilder, serde_json::Error> {
         let payload = serde_json::to_value(event)?;
         Ok(Self::builder(E::EVENT_TYPE, payload)
