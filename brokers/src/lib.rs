@@ -1,30 +1,76 @@
-//! Backends by name: [`connect`] builds the bus that `EVENT_BUS_TYPE` selects.
+//! Backends by name: [`connect`] builds the bus that `EVENT_BUS_TYPE` selects. Each broker
+//! backend sits behind the cargo feature of its name.
 
 use std::sync::Arc;
 
-use event_bus_core::{Broker, BusSettings, BusType, ConfigError, EventBus, InMemoryBroker};
+use event_bus_core::{
+    Broker, BusError, BusSettings, BusType, ConfigError, EventBus, InMemoryBroker,
+};
+
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Backends compiled into this build.
-pub const AVAILABLE: &[BusType] = &[BusType::Memory];
+pub const AVAILABLE: &[BusType] = &[
+    BusType::Memory,
+    #[cfg(feature = "redis")]
+    BusType::Redis,
+];
 
-/// Connects the broker that `settings.bus_type` names.
-pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, ConfigError> {
-    match settings.bus_type {
-        BusType::Memory => Ok(Arc::new(InMemoryBroker::new())),
-        backend => Err(ConfigError::BackendNotCompiled {
-            backend,
-            available: AVAILABLE
-                .iter()
-                .map(|b| b.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
+/// Why a bus could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The settings name no usable backend.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The backend's server could not be reached or set up.
+    #[error("could not connect the {backend} backend: {source}")]
+    Connect {
+        /// The backend.
+        backend: BusType,
+        /// What went wrong.
+        source: BusError,
+    },
 }
 
-/// Builds the event bus that `settings` describe.
-pub async fn connect(settings: BusSettings) -> Result<EventBus, ConfigError> {
+/// Connects the broker that `settings.bus_type` names.
+pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, ConnectError> {
+    let backend = settings.bus_type;
+    let connected: Result<Arc<dyn Broker>, BusError> = match backend {
+        BusType::Memory => Ok(Arc::new(InMemoryBroker::new())),
+        #[cfg(feature = "redis")]
+        BusType::Redis => redis::connect(settings).await,
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(ConfigError::BackendNotCompiled {
+                backend,
+                available: AVAILABLE
+                    .iter()
+                    .map(|b| b.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+    };
+    connected.map_err(|source| ConnectError::Connect { backend, source })
+}
+
+/// Builds the event bus that `settings` describe. On Redis Streams, idempotency keys are kept
+/// in Redis under `{topic prefix}-dedup:`, so every process of a consumer group shares them.
+pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
     let broker = connect_broker(&settings).await?;
+    #[cfg(feature = "redis")]
+    if settings.bus_type == BusType::Redis && settings.redis_channel_prefix.is_none() {
+        let prefix = format!("{}-dedup", settings.topic_prefix);
+        let store = redis::RedisDedupStore::connect(&settings.redis_url, &prefix)
+            .await
+            .map_err(|source| ConnectError::Connect {
+                backend: BusType::Redis,
+                source,
+            })?;
+        return Ok(EventBus::new(broker, settings).with_dedup_store(Some(Arc::new(store))));
+    }
     Ok(EventBus::new(broker, settings))
 }
 
@@ -45,9 +91,18 @@ mod tests {
             .await
             .err()
             .expect("kafka is not compiled in");
-        assert_eq!(
-            error.to_string(),
-            "EVENT_BUS_TYPE `kafka` is not available in this build (enable cargo feature `kafka` of event-bus-brokers); available: memory"
+        assert!(matches!(
+            error,
+            ConnectError::Config(ConfigError::BackendNotCompiled {
+                backend: BusType::Kafka,
+                ..
+            })
+        ));
+        assert!(
+            error.to_string().starts_with(
+                "EVENT_BUS_TYPE `kafka` is not available in this build (enable cargo feature `kafka` of event-bus-brokers); available: memory"
+            ),
+            "{error}"
         );
     }
 }

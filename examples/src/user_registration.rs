@@ -1,25 +1,60 @@
-//! The user-registration flow on the event bus: `user.registered` is handled by a profile
-//! service, a welcome e-mail, analytics, and a CRM sync that fails twice per event before it
-//! succeeds; a poisoned event whose payload does not match the schema ends in the dead-letter
-//! topic with its reason.
+//! The user-registration flow on the event bus.
 //!
-//! Runs on the in-memory bus by default, on any backend with `EVENT_BUS_TYPE`:
-//! `cargo run -p event-bus-examples --bin user-registration`
+//! Each `user.registered` event fans out to four handlers, each in its own consumer group:
+//! `profile` creates a profile, `welcome-email` sends a welcome e-mail, `analytics` counts
+//! signups, and `crm-sync` fails twice per event with a retryable error before it succeeds. A
+//! poisoned event, whose payload does not match the schema, fails permanently in every handler
+//! and ends in the dead-letter topic, where an inspector prints why it got there.
+//!
+//! Runs on the in-memory bus by default, on any compiled-in backend with `EVENT_BUS_TYPE`, and
+//! shows the bus's tracing spans with `RUST_LOG=event_bus_core=info`:
+//!
+//! ```text
+//! cargo run -p event-bus-examples --bin user-registration
+//! ```
+//!
+//! Exits non-zero when the settings are invalid or the events are not all handled in 30 s.
 
 use std::collections::HashMap;
+use std::error::Error;
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::dead_letter::headers;
+use event_bus_core::envelope::wire_headers;
 use event_bus_core::{
-    BusSettings, DomainEvent, EventBus, EventEnvelope, HandlerError, RetryPolicy,
-    SubscriptionConfig, SubscriptionHandle, typed,
+    BusSettings, DomainEvent, EventBus, EventEnvelope, HandlerError, RetryPolicy, StatsSnapshot,
+    Subscription, SubscriptionConfig, SubscriptionHandle, typed,
 };
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
 const WAIT: Duration = Duration::from_secs(30);
+const USERS: [(&str, &str, &str); 3] = [
+    ("u-1", "ada@example.com", "Ada Lovelace"),
+    ("u-2", "zoe@example.com", "Zoë Kravitz"),
+    ("u-3", "grace@example.com", "Grace Hopper"),
+];
+const CRM_FAILURES_PER_EVENT: u32 = 2;
+
+const PROFILE: &str = "profile";
+const WELCOME_EMAIL: &str = "welcome-email";
+const ANALYTICS: &str = "analytics";
+const CRM_SYNC: &str = "crm-sync";
+const PUBLISHER: &str = "publisher";
+const DEAD_LETTER: &str = "dead-letter";
+
+/// Prints one line of the demo, prefixed with who is speaking.
+macro_rules! say {
+    ($who:expr, $($what:tt)*) => {
+        println!("{:<13}  {}", $who, format_args!($($what)*))
+    };
+}
+
+type DemoResult<T = ()> = Result<T, Box<dyn Error>>;
 
 /// A user signed up.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,8 +77,10 @@ impl DomainEvent for UserRegistered {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,138 +91,96 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let settings = BusSettings::from_env()?;
-    let bus = event_bus_brokers::connect(settings).await?;
-    println!(
-        "bus: {} backend, dead letters to `{}`",
-        bus.broker().name(),
-        bus.topics().dead_letter_topic()
-    );
+async fn run() -> DemoResult {
+    let bus = event_bus_brokers::connect(BusSettings::from_env()?).await?;
+    say!("bus", "{} backend", bus.broker().name());
 
-    let inspector_config = SubscriptionConfig::new(
-        bus.topics().dead_letter_topic(),
-        "user-registration-dead-letter-inspector",
-    );
-    let mut dead_letters = bus.broker().subscribe(&inspector_config).await?;
-
+    let dead_letter_topic = bus.topics().dead_letter_topic();
+    let inspector = SubscriptionConfig::new(dead_letter_topic, "demo-dead-letter-inspector");
+    let mut dead_letters = bus.broker().subscribe(&inspector).await?;
     let handlers = subscribe_handlers(&bus).await?;
 
-    let users = [
-        ("u-1", "ada@example.com", "Ada"),
-        ("u-2", "zoë@example.com", "Zoë"),
-        ("u-3", "grace@example.com", "Grace"),
-    ];
-    for (user_id, email, name) in users {
+    for (user_id, email, name) in USERS {
         let event = UserRegistered {
             user_id: user_id.into(),
             email: email.into(),
             name: name.into(),
         };
         let envelope = EventEnvelope::from_event(&event)?
-            .source("user-service")
-            .aggregate("user", user_id, 1)
+            .source("signup-form")
             .build();
         bus.publish(&envelope).await?;
-        println!("published  user.registered for {name} <{email}>");
+        say!(PUBLISHER, "{name} <{email}> registered as {user_id}");
     }
-    let poisoned = EventEnvelope::builder(
-        UserRegistered::EVENT_TYPE,
-        serde_json::json!({"user_id": 42}),
-    )
-    .source("legacy-importer")
-    .aggregate("user", "42", 1)
-    .build();
+    let poisoned_payload = serde_json::json!({"user_id": 42});
+    let poisoned = EventEnvelope::builder(UserRegistered::EVENT_TYPE, poisoned_payload.clone())
+        .source("legacy-import")
+        .aggregate(UserRegistered::AGGREGATE_TYPE, "42", 1)
+        .build();
     bus.publish(&poisoned).await?;
-    println!("published  a poisoned user.registered (user_id is a number, email missing)");
+    say!(PUBLISHER, "poisoned event {poisoned_payload}");
 
-    for handle in &handlers {
-        let name = &handle.config().consumer_group;
-        handle
-            .stats()
-            .wait_until(WAIT, |s| {
-                s.handled == users.len() as u64 && s.dead_lettered == 1
-            })
-            .await
-            .map_err(|timeout| format!("{name} did not finish: {timeout}"))?;
+    let outcome = async {
+        wait_for_handlers(&handlers).await?;
+        let poisoned_id = poisoned.id.to_string();
+        inspect_dead_letters(&mut dead_letters, &poisoned_id, handlers.len()).await
     }
-    for _ in &handlers {
-        let letter = tokio::time::timeout(WAIT, dead_letters.next())
-            .await
-            .map_err(|_| "a dead letter did not arrive")?
-            .ok_or("the dead-letter subscription ended")??;
-        let header = |name| {
-            letter
-                .message()
-                .headers
-                .get(name)
-                .map_or("?", String::as_str)
-        };
-        println!(
-            "dead-letter from {} after {} attempt(s), {}: {}",
-            header(headers::SUBSCRIPTION),
-            header(headers::ATTEMPTS),
-            header(headers::REASON),
-            header(headers::ERROR)
-        );
-        letter.ack().await?;
-    }
+    .await;
     dead_letters.close().await?;
+    bus.shutdown().await?;
 
     println!("\nsummary");
-    for handle in &handlers {
-        let stats = handle.stats().snapshot();
-        println!(
-            "  {:<48} handled {}  failed {}  retried {}  dead-lettered {}",
-            handle.config().consumer_group,
-            stats.handled,
-            stats.failed,
-            stats.retried,
-            stats.dead_lettered
+    for (name, handle) in &handlers {
+        let StatsSnapshot {
+            handled,
+            retried,
+            dead_lettered,
+            ..
+        } = handle.stats().snapshot();
+        say!(
+            name,
+            "handled {handled}, retries {retried}, dead-lettered {dead_lettered}"
         );
     }
-    bus.shutdown().await?;
+    let inspected = outcome?;
+    say!(DEAD_LETTER, "{inspected} inspected, one per handler");
     Ok(())
 }
 
-async fn subscribe_handlers(
-    bus: &EventBus,
-) -> Result<Vec<SubscriptionHandle>, Box<dyn std::error::Error>> {
-    let profile = typed(|user: UserRegistered, _| async move {
-        println!(
-            "profile    created profile for {} ({})",
-            user.name, user.user_id
-        );
+async fn subscribe_handlers(bus: &EventBus) -> DemoResult<Vec<(&'static str, SubscriptionHandle)>> {
+    let create_profile = typed(|UserRegistered { user_id, name, .. }, _| async move {
+        say!(PROFILE, "created profile {user_id} for {name}");
         Ok(())
     });
-    let welcome = typed(|user: UserRegistered, _| async move {
-        println!("welcome    sent welcome e-mail to {}", user.email);
+
+    let send_welcome_email = typed(|UserRegistered { email, name, .. }, _| async move {
+        say!(WELCOME_EMAIL, "sent \"Welcome, {name}!\" to {email}");
         Ok(())
     });
-    let analytics_count = Arc::new(Mutex::new(0_u32));
-    let analytics = typed(move |user: UserRegistered, _| {
-        let mut count = analytics_count.lock().expect("analytics counter");
-        *count += 1;
-        println!("analytics  signup #{} ({})", *count, user.user_id);
+
+    let signups = Arc::new(AtomicU64::new(0));
+    let count_signup = typed(move |UserRegistered { user_id, .. }, _| {
+        let count = signups.fetch_add(1, Ordering::SeqCst) + 1;
+        say!(ANALYTICS, "signup #{count} ({user_id})");
         async { Ok(()) }
     });
-    let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let crm_sync = typed(move |user: UserRegistered, _| {
+
+    let attempts_by_event = Arc::new(Mutex::new(HashMap::new()));
+    let sync_to_crm = typed(move |UserRegistered { user_id, .. }, envelope| {
         let attempt = {
-            let mut attempts = attempts.lock().expect("attempt counter");
-            let attempt = attempts.entry(user.user_id.clone()).or_default();
+            let mut attempts = attempts_by_event
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let attempt = attempts.entry(envelope.id).or_insert(0_u32);
             *attempt += 1;
             *attempt
         };
         async move {
-            if attempt <= 2 {
-                println!(
-                    "crm-sync   CRM unreachable for {} (attempt {attempt}), will retry",
-                    user.user_id
-                );
-                return Err(HandlerError::retryable("CRM unreachable"));
+            if attempt <= CRM_FAILURES_PER_EVENT {
+                say!(CRM_SYNC, "CRM down for {user_id} on attempt {attempt}");
+                return Err(HandlerError::retryable("CRM down"));
             }
-            println!("crm-sync   synced {} on attempt {attempt}", user.user_id);
+            say!(CRM_SYNC, "synced {user_id} on attempt {attempt}");
             Ok(())
         }
     });
@@ -196,18 +191,70 @@ async fn subscribe_handlers(
         max_backoff: Duration::from_secs(1),
         jitter: 0.1,
     };
-    let event_type = UserRegistered::EVENT_TYPE;
+
+    let subscription = |name| bus.subscription(UserRegistered::EVENT_TYPE, name);
+    let profile = bus.subscribe(subscription(PROFILE), create_profile).await?;
+    let welcome_email = bus
+        .subscribe(subscription(WELCOME_EMAIL), send_welcome_email)
+        .await?;
+    let analytics = bus.subscribe(subscription(ANALYTICS), count_signup).await?;
+    let crm_sync = bus
+        .subscribe(subscription(CRM_SYNC).retry(quick_retry), sync_to_crm)
+        .await?;
     Ok(vec![
-        bus.subscribe(bus.subscription(event_type, "profile"), profile)
-            .await?,
-        bus.subscribe(bus.subscription(event_type, "welcome-email"), welcome)
-            .await?,
-        bus.subscribe(bus.subscription(event_type, "analytics"), analytics)
-            .await?,
-        bus.subscribe(
-            bus.subscription(event_type, "crm-sync").retry(quick_retry),
-            crm_sync,
-        )
-        .await?,
+        (PROFILE, profile),
+        (WELCOME_EMAIL, welcome_email),
+        (ANALYTICS, analytics),
+        (CRM_SYNC, crm_sync),
     ])
+}
+
+async fn wait_for_handlers(handlers: &[(&str, SubscriptionHandle)]) -> DemoResult {
+    let registrations = USERS.len() as u64;
+    for (name, handle) in handlers {
+        handle
+            .stats()
+            .wait_until(WAIT, |s| s.handled >= registrations && s.dead_lettered >= 1)
+            .await
+            .map_err(|timeout| {
+                format!(
+                    "{name} did not finish within {WAIT:?}: expected {registrations} handled and 1 dead-lettered, got {} handled and {} dead-lettered",
+                    timeout.last.handled, timeout.last.dead_lettered
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Prints and acks every dead letter until `expected` of them carry the poisoned event.
+async fn inspect_dead_letters(
+    dead_letters: &mut Box<dyn Subscription>,
+    poisoned_id: &str,
+    expected: usize,
+) -> DemoResult<usize> {
+    let mut inspected = 0;
+    while inspected < expected {
+        let delivery = tokio::time::timeout(WAIT, dead_letters.next())
+            .await
+            .map_err(|_| {
+                format!("only {inspected} of {expected} dead letters arrived in {WAIT:?}")
+            })?
+            .ok_or("the dead-letter subscription ended")??;
+        let dead_letter = &delivery.message().headers;
+        let header = |name| dead_letter.get(name).map_or("?", String::as_str);
+        say!(
+            DEAD_LETTER,
+            "{} gave up on {} after {} attempt(s) ({}): {}",
+            header(headers::SUBSCRIPTION),
+            header(headers::ORIGINAL_TOPIC),
+            header(headers::ATTEMPTS),
+            header(headers::REASON),
+            header(headers::ERROR),
+        );
+        if header(wire_headers::EVENT_ID) == poisoned_id {
+            inspected += 1;
+        }
+        delivery.ack().await?;
+    }
+    Ok(inspected)
 }

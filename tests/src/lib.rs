@@ -1,1 +1,4 @@
-//! Integration tests of the event bus; see `tests/`.
+//! Integration tests of the event bus (see `tests/`), and the servers they start themselves.
+
+#[cfg(feature = "redis")]
+pub mod redis_server;

@@ -1,0 +1,176 @@
+//! The Redis Streams broker: publishing with `XADD`, and opening group subscriptions.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus_core::{
+    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
+    SubscriptionConfig,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::subscription::RedisSubscription;
+use super::{entry, redis_error};
+
+/// How the Redis Streams backend connects and behaves.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Server URL, such as `redis://127.0.0.1:6379`.
+    pub url: String,
+    /// Unacknowledged entries idle this long are taken over by another member.
+    pub ack_deadline: Duration,
+    /// Trim each stream to about this many entries.
+    pub stream_max_len: Option<usize>,
+}
+
+impl RedisOptions {
+    /// Options from `REDIS_EVENT_URL`, `EVENT_BUS_ACK_DEADLINE_SECONDS` and `REDIS_STREAM_MAX_LEN`.
+    pub fn from_settings(settings: &BusSettings) -> Self {
+        Self {
+            url: settings.redis_url.clone(),
+            ack_deadline: settings.ack_deadline,
+            stream_max_len: settings.redis_stream_max_len,
+        }
+    }
+}
+
+/// Publishes to and consumes from Redis Streams.
+pub struct RedisBroker {
+    client: redis::Client,
+    publisher: ConnectionManager,
+    options: RedisOptions,
+    closed: AtomicBool,
+}
+
+impl RedisBroker {
+    /// Connects to the server; the connection reconnects by itself after a failure.
+    pub async fn connect(options: RedisOptions) -> Result<Self, BusError> {
+        let client = redis::Client::open(options.url.as_str()).map_err(redis_error)?;
+        let publisher = connection(&client).await?;
+        Ok(Self {
+            client,
+            publisher,
+            options,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn xadd(&self, topic: &str, message: &Message) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(topic);
+        if let Some(max_len) = self.options.stream_max_len {
+            cmd.arg("MAXLEN").arg("~").arg(max_len);
+        }
+        cmd.arg("*");
+        for (field, value) in entry::fields(message) {
+            cmd.arg(field).arg(value);
+        }
+        cmd
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Closed("publisher"));
+        }
+        Ok(())
+    }
+}
+
+/// A connection that reconnects after failures, with a response timeout longer than the
+/// blocking reads subscriptions make.
+pub(super) async fn connection(client: &redis::Client) -> Result<ConnectionManager, BusError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(redis_error)
+}
+
+#[async_trait]
+impl Publisher for RedisBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
+        self.check_open()?;
+        let mut conn = self.publisher.clone();
+        self.xadd(topic, &message)
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<(), BusError>> {
+        if self.check_open().is_err() {
+            return messages
+                .iter()
+                .map(|_| Err(BusError::Closed("publisher")))
+                .collect();
+        }
+        let mut pipe = redis::pipe();
+        for message in &messages {
+            pipe.add_command(self.xadd(topic, message));
+        }
+        let mut conn = self.publisher.clone();
+        match pipe.query_async::<Vec<String>>(&mut conn).await {
+            Ok(_) => messages.iter().map(|_| Ok(())).collect(),
+            Err(error) => messages
+                .iter()
+                .map(|_| Err(redis_error(error.clone())))
+                .collect(),
+        }
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriber for RedisBroker {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let mut conn = connection(&self.client).await?;
+        let created = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&config.topic)
+            .arg(&config.consumer_group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut conn)
+            .await;
+        match created {
+            Err(error) if error.code() == Some("BUSYGROUP") => {}
+            other => other.map_err(redis_error)?,
+        }
+        Ok(Box::new(RedisSubscription::new(
+            conn,
+            config,
+            self.options.ack_deadline,
+        )))
+    }
+}
+
+impl Broker for RedisBroker {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            consumer_groups: true,
+            per_key_ordering: false,
+            persistent: true,
+            new_subscriber_receives_old_messages: true,
+            can_restart_server: false,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Plain Redis Pub/Sub channels: fast fan-out with no durability, groups or redelivery.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use event_bus_core::{
+    Broker, BusError, Capabilities, Delivery, Message, Nack, Publisher, Subscriber, Subscription,
+    SubscriptionConfig,
+};
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, PubSubStream};
+
+use super::broker::connection;
+use super::redis_error;
+
+/// Publishes with `PUBLISH` and subscribes with `SUBSCRIBE` on `{prefix}{topic}`.
+pub struct RedisChannelBroker {
+    client: redis::Client,
+    publisher: ConnectionManager,
+    prefix: String,
+    closed: AtomicBool,
+}
+
+/// A channel message that is not a frame this backend wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed channel frame: {0}")]
+pub struct MalformedFrame(&'static str);
+
+impl RedisChannelBroker {
+    /// Connects to the server at `url`, using channels under `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let client = redis::Client::open(url).map_err(redis_error)?;
+        let publisher = connection(&client).await?;
+        Ok(Self {
+            client,
+            publisher,
+            prefix: prefix.to_owned(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn channel(&self, topic: &str) -> String {
+        format!("{}{topic}", self.prefix)
+    }
+}
+
+/// One frame: a JSON line with key and headers, then the payload bytes.
+fn encode(message: &Message) -> Vec<u8> {
+    let meta = serde_json::json!({ "key": message.key, "headers": message.headers });
+    let mut frame = serde_json::to_vec(&meta).expect("strings always encode");
+    frame.push(b'\n');
+    frame.extend_from_slice(&message.payload);
+    frame
+}
+
+fn decode(frame: &[u8]) -> Result<Message, MalformedFrame> {
+    let split = frame
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(MalformedFrame("no header line"))?;
+    let meta: serde_json::Value = serde_json::from_slice(&frame[..split])
+        .map_err(|_| MalformedFrame("header line is not JSON"))?;
+    let headers: BTreeMap<String, String> = serde_json::from_value(meta["headers"].clone())
+        .map_err(|_| MalformedFrame("headers are not strings"))?;
+    Ok(Message {
+        key: meta["key"].as_str().map(str::to_owned),
+        headers,
+        payload: frame[split + 1..].to_vec().into(),
+    })
+}
+
+#[async_trait]
+impl Publisher for RedisChannelBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Closed("publisher"));
+        }
+        let mut conn = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(self.channel(topic))
+            .arg(encode(&message))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriber for RedisChannelBroker {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(redis_error)?;
+        pubsub
+            .subscribe(self.channel(&config.topic))
+            .await
+            .map_err(redis_error)?;
+        Ok(Box::new(ChannelSubscription(pubsub.into_on_message())))
+    }
+}
+
+impl Broker for RedisChannelBroker {
+    fn name(&self) -> &'static str {
+        "redis-channels"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            consumer_groups: false,
+            per_key_ordering: false,
+            persistent: false,
+            new_subscriber_receives_old_messages: false,
+            can_restart_server: false,
+        }
+    }
+}
+
+/// Messages of one channel, as they are published.
+struct ChannelSubscription(PubSubStream);
+
+#[async_trait]
+impl Subscription for ChannelSubscription {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
+        let frame = self.0.next().await?;
+        Some(
+            decode(frame.get_payload_bytes())
+                .map(|message| Box::new(ChannelDelivery(message)) as Box<dyn Delivery>)
+                .map_err(|error| BusError::backend("redis-channels", error)),
+        )
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// A channel message; settling it changes nothing, since channels never redeliver.
+struct ChannelDelivery(Message);
+
+#[async_trait]
+impl Delivery for ChannelDelivery {
+    fn message(&self) -> &Message {
+        &self.0
+    }
+
+    fn attempt(&self) -> u32 {
+        1
+    }
+
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BusError> {
+        tracing::warn!(
+            ?nack,
+            "Redis channels cannot redeliver; the message is dropped"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let message = Message::new(b"line one\nline two".to_vec())
+            .with_key("k")
+            .with_header("x", "ü");
+        assert_eq!(decode(&encode(&message)).unwrap(), message);
+        assert!(decode(b"no newline").is_err());
+        assert!(decode(b"{not json\npayload").is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! The Redis backend: durable Redis Streams with consumer groups, or plain Pub/Sub channels.
+//!
+//! Streams (the default): each topic is a stream, each consumer group a stream consumer group
+//! created at id `0` (so a new group also receives earlier entries). Entries are read with
+//! `XREADGROUP` and acknowledged with `XACK`. A nack puts the entry's id into the group's
+//! sorted set `{topic}:delayed:{group}` with its due time; a member takes due ids back with
+//! `XCLAIM`, which counts the delivery. Entries left unacknowledged longer than the ack deadline
+//! (a crashed member) are taken over with `XAUTOCLAIM`. A member that closes, or drops a
+//! delivery unsettled, hands its entries back at once. The attempt number is the stream's own
+//! delivery count. `REDIS_STREAM_MAX_LEN` trims streams with `MAXLEN ~`.
+//!
+//! Limits: per-key order is not kept (a redelivered entry is handled after later ones); a
+//! handler running longer than the ack deadline may see its entry handed to another member.
+//! Durability is the server's: streams survive a restart only when Redis persists (AOF).
+//!
+//! Channels (`REDIS_CHANNEL_PREFIX` set): `PUBLISH`/`SUBSCRIBE` on `{prefix}{topic}`. Not
+//! durable: no consumer groups (every subscriber gets every message), no redelivery, and
+//! messages published while nobody listens are gone. It does not run the conformance suite,
+//! whose guarantees it does not give.
+
+mod broker;
+mod channel;
+mod dedup_store;
+mod delivery;
+mod entry;
+mod subscription;
+
+use std::sync::Arc;
+
+use event_bus_core::{Broker, BusError, BusSettings};
+
+pub use broker::{RedisBroker, RedisOptions};
+pub use channel::RedisChannelBroker;
+pub use dedup_store::RedisDedupStore;
+
+/// Connects the Redis backend that `settings` describe: channels when `REDIS_CHANNEL_PREFIX`
+/// is set, streams otherwise.
+pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
+    match &settings.redis_channel_prefix {
+        Some(prefix) => Ok(Arc::new(
+            RedisChannelBroker::connect(&settings.redis_url, prefix).await?,
+        )),
+        None => Ok(Arc::new(
+            RedisBroker::connect(RedisOptions::from_settings(settings)).await?,
+        )),
+    }
+}
+
+fn redis_error(error: redis::RedisError) -> BusError {
+    BusError::backend("redis", error)
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Makes sure the broker servers the tests use are up on 127.0.0.1. A server already running is
+# used as it is; a missing one is installed from Debian's packages and started, and whatever
+# this script started is stopped by PID when the calling script exits.
+# Source it, then call: ensure_redis, ensure_rabbitmq (ports: REDIS_PORT, RABBITMQ_PORT).
+
+SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
+chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
+REDIS_PORT=${REDIS_PORT:-6379}
+RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
+STARTED_PIDS=()
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local name=$1 port=$2 seconds=$3
+  for _ in $(seq "$seconds"); do
+    port_open "$port" && return 0
+    sleep 1
+  done
+  echo "error: $name did not open 127.0.0.1:$port within ${seconds}s" >&2
+  return 1
+}
+
+wait_for_pid_file() {
+  local file=$1
+  for _ in $(seq 60); do
+    [ -s "$file" ] && return 0
+    sleep 1
+  done
+  echo "error: no PID file at $file" >&2
+  return 1
+}
+
+install_package() {
+  local binary=$1 package=$2
+  command -v "$binary" >/dev/null 2>&1 && return 0
+  echo "installing $package from Debian's packages"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: $binary is missing and installing $package needs root (apt-get install $package)" >&2
+    return 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
+stop_started_services() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "stopping service PID $pid"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    fi
+  done
+  rm -rf "$SERVICES_DIR"
+}
+trap stop_started_services EXIT
+
+ensure_redis() {
+  if port_open "$REDIS_PORT"; then echo "redis: using the server on 127.0.0.1:$REDIS_PORT"; return 0; fi
+  install_package redis-server redis-server || return 1
+  local pid_file="$SERVICES_DIR/redis.pid"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$SERVICES_DIR" --pidfile "$pid_file" --logfile "$SERVICES_DIR/redis.log"
+  wait_for_pid_file "$pid_file" || return 1
+  STARTED_PIDS+=("$(cat "$pid_file")")
+  wait_for_port redis "$REDIS_PORT" 30
+  echo "redis: started PID $(cat "$pid_file") on 127.0.0.1:$REDIS_PORT"
+}
+
+ensure_rabbitmq() {
+  if port_open "$RABBITMQ_PORT"; then echo "rabbitmq: using the server on 127.0.0.1:$RABBITMQ_PORT"; return 0; fi
+  install_package rabbitmq-server rabbitmq-server || return 1
+  local pid_file="$SERVICES_DIR/rabbitmq.pid"
+  RABBITMQ_PID_FILE="$pid_file" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RABBITMQ_PORT" \
+    rabbitmq-server -detached
+  wait_for_pid_file "$pid_file" || return 1
+  STARTED_PIDS+=("$(cat "$pid_file")")
+  wait_for_port rabbitmq "$RABBITMQ_PORT" 120
+  echo "rabbitmq: started PID $(cat "$pid_file") on 127.0.0.1:$RABBITMQ_PORT"
+}
