@@ -7,6 +7,8 @@ use event_bus_core::{
     Broker, BusError, BusSettings, BusType, ConfigError, EventBus, InMemoryBroker,
 };
 
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -15,6 +17,8 @@ pub const AVAILABLE: &[BusType] = &[
     BusType::Memory,
     #[cfg(feature = "redis")]
     BusType::Redis,
+    #[cfg(feature = "rabbitmq")]
+    BusType::RabbitMq,
 ];
 
 /// Why a bus could not be built.
@@ -40,6 +44,8 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
         BusType::Memory => Ok(Arc::new(InMemoryBroker::new())),
         #[cfg(feature = "redis")]
         BusType::Redis => redis::connect(settings).await,
+        #[cfg(feature = "rabbitmq")]
+        BusType::RabbitMq => rabbitmq::connect(settings).await,
         #[allow(unreachable_patterns)]
         _ => {
             return Err(ConfigError::BackendNotCompiled {

@@ -2,3 +2,6 @@
 
 #[cfg(feature = "redis")]
 pub mod redis_server;
+
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq_server;

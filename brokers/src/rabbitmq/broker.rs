@@ -1,0 +1,141 @@
+//! The RabbitMQ broker: options, publishing to the topic exchange, and opening group
+//! subscriptions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus_core::{
+    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
+    SubscriptionConfig,
+};
+
+use super::connector::Connector;
+use super::publisher::ConfirmedPublisher;
+use super::subscription::RabbitMqSubscription;
+use super::topology::Topology;
+
+/// How the RabbitMQ backend connects and what it declares.
+#[derive(Clone, Debug)]
+pub struct RabbitMqOptions {
+    /// AMQP URL, such as `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// The topic exchange events are published to.
+    pub exchange: String,
+    /// How long a publish is tried again while the broker is unreachable before it fails.
+    pub publish_timeout: Duration,
+    /// Queues unused this long are deleted by the broker; `None` keeps them.
+    pub queue_expiry: Option<Duration>,
+}
+
+impl RabbitMqOptions {
+    /// Options from `RABBITMQ_URL` and `RABBITMQ_QUEUE_EXPIRES_SECONDS`, with the exchange
+    /// named after `EVENT_BUS_TOPIC_PREFIX` and publishing tried for
+    /// `EVENT_BUS_ACK_DEADLINE_SECONDS` during an outage.
+    pub fn from_settings(settings: &BusSettings) -> Self {
+        Self {
+            url: settings.rabbitmq_url.clone(),
+            exchange: settings.topic_prefix.clone(),
+            publish_timeout: settings.ack_deadline,
+            queue_expiry: settings.rabbitmq_queue_expiry,
+        }
+    }
+}
+
+/// Publishes to and consumes from RabbitMQ.
+pub struct RabbitMqBroker {
+    connector: Arc<Connector>,
+    publisher: Arc<ConfirmedPublisher>,
+    closed: AtomicBool,
+}
+
+impl RabbitMqBroker {
+    /// Connects to the server; a lost connection is opened again when next needed.
+    pub async fn connect(options: RabbitMqOptions) -> Result<Self, BusError> {
+        let connector = Arc::new(Connector::open(&options.url).await?);
+        let topology = Topology {
+            exchange: options.exchange,
+            queue_expiry: options.queue_expiry,
+        };
+        let publisher = Arc::new(ConfirmedPublisher::new(
+            Arc::clone(&connector),
+            topology,
+            options.publish_timeout,
+        ));
+        Ok(Self {
+            connector,
+            publisher,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Closed("publisher"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Publisher for RabbitMqBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
+        self.check_open()?;
+        self.publisher.publish_to_topic(topic, &message).await
+    }
+
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<(), BusError>> {
+        if self.check_open().is_err() {
+            return messages
+                .iter()
+                .map(|_| Err(BusError::Closed("publisher")))
+                .collect();
+        }
+        self.publisher
+            .publish_batch_to_topic(topic, &messages)
+            .await
+    }
+
+    /// Every publish already waited for its confirm, so nothing is buffered.
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriber for RabbitMqBroker {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let subscription = RabbitMqSubscription::open(
+            Arc::clone(&self.connector),
+            Arc::clone(&self.publisher),
+            config,
+        )
+        .await?;
+        Ok(Box::new(subscription))
+    }
+}
+
+impl Broker for RabbitMqBroker {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            consumer_groups: true,
+            per_key_ordering: false,
+            persistent: true,
+            new_subscriber_receives_old_messages: false,
+            can_restart_server: false,
+        }
+    }
+}

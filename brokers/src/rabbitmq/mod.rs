@@ -1,0 +1,76 @@
+//! The RabbitMQ backend (AMQP 0-9-1 through `lapin`).
+//!
+//! Topology: one durable topic exchange per bus (named after `EVENT_BUS_TOPIC_PREFIX`), where
+//! a message's routing key is its topic. Each consumer group is a durable quorum queue
+//! `{topic}.{group}` bound to its topic; its members compete for it. Messages are persistent
+//! and every publish waits for the broker's confirm. A member's prefetch is the subscription's
+//! max in-flight, so the broker never hands out more than the member can handle.
+//!
+//! Retries: `Nack::Requeue` returns the message with `basic.nack` (the quorum queue counts the
+//! delivery in `x-delivery-count`). `Nack::RequeueAfter` needs no plugin: the message is
+//! republished, with its attempts so far in a header, to a retry queue
+//! `{queue}.retry.{delay ms}` whose message TTL is the delay and whose dead-letter target is
+//! the group's queue; then the original is acknowledged. Delays are rounded to two significant
+//! digits so that few retry queues exist; unused ones expire. A delivery dropped unsettled is
+//! returned at once. The bus dead-letters to `{prefix}-dead-letter` like any other topic.
+//!
+//! Nothing is dropped silently: a message no queue is bound for (a topic nobody has subscribed
+//! to yet) goes through the exchange's alternate exchange to the queue `{exchange}.unrouted`.
+//! A group receives what is published after it first subscribed; earlier messages of its topic
+//! are in that queue.
+//!
+//! Connection loss: publishing reconnects with backoff and tries again for up to the publish
+//! timeout, then fails with an error naming the cause; subscriptions reconnect on their next
+//! read. Deliveries unsettled when the connection dropped are redelivered by the broker.
+//!
+//! Limits: per-key order is not kept. Competing members, returned messages and retry queues
+//! all reorder; a single member with max in-flight 1 and no retries sees publish order.
+
+mod broker;
+mod connector;
+mod delivery;
+mod properties;
+mod publisher;
+mod subscription;
+mod topology;
+
+use std::sync::Arc;
+
+use event_bus_core::{Broker, BusError, BusSettings};
+
+pub use broker::{RabbitMqBroker, RabbitMqOptions};
+
+/// Connects the RabbitMQ backend that `settings` describe.
+pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
+    Ok(Arc::new(
+        RabbitMqBroker::connect(RabbitMqOptions::from_settings(settings)).await?,
+    ))
+}
+
+fn amqp_error(error: lapin::Error) -> BusError {
+    BusError::backend("rabbitmq", error)
+}
+
+/// What went wrong on the RabbitMQ side, beyond the client library's own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RabbitMqError {
+    /// The server did not complete the connection handshake in time.
+    #[error("no connection to the server within {0:?}")]
+    ConnectTimeout(std::time::Duration),
+    /// The broker answered a publish with a negative confirm.
+    #[error("the broker refused the message for `{0}`")]
+    Refused(String),
+    /// Publishing kept failing for the whole publish timeout.
+    #[error("publishing to `{routing_key}` kept failing for {timeout:?}: {source}")]
+    PublishFailed {
+        /// Topic or queue the message was for.
+        routing_key: String,
+        /// How long it was tried.
+        timeout: std::time::Duration,
+        /// The last failure.
+        source: Box<BusError>,
+    },
+    /// The broker cancelled the consumer, for example because its queue was deleted.
+    #[error("the broker cancelled the consumer of queue `{0}`")]
+    ConsumerCancelled(String),
+}

@@ -1,0 +1,197 @@
+//! Publishing with confirms on one channel, tried again on a new connection after a failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus_core::{BusError, Message};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::connector::Connector;
+use super::properties::properties;
+use super::topology::Topology;
+use super::{RabbitMqError, amqp_error};
+
+/// First pause after a failed publish; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Where a message goes: an exchange and a routing key.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Route<'a> {
+    pub(super) exchange: &'a str,
+    pub(super) routing_key: &'a str,
+}
+
+/// Publishes persistent messages and waits for the broker's confirm.
+pub(super) struct ConfirmedPublisher {
+    connector: Arc<Connector>,
+    topology: Topology,
+    channel: Mutex<Option<Channel>>,
+    timeout: Duration,
+}
+
+impl ConfirmedPublisher {
+    pub(super) fn new(connector: Arc<Connector>, topology: Topology, timeout: Duration) -> Self {
+        Self {
+            connector,
+            topology,
+            channel: Mutex::new(None),
+            timeout,
+        }
+    }
+
+    /// The topology this publisher declares.
+    pub(super) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Publishes `message` to a topic of the exchange.
+    pub(super) async fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: &Message,
+    ) -> Result<(), BusError> {
+        let route = Route {
+            exchange: &self.topology.exchange,
+            routing_key: topic,
+        };
+        self.publish(route, &properties(message, None), &message.payload)
+            .await
+    }
+
+    /// Publishes every message to a topic, confirms awaited together; a message whose first
+    /// try failed is published again on its own.
+    pub(super) async fn publish_batch_to_topic(
+        &self,
+        topic: &str,
+        messages: &[Message],
+    ) -> Vec<Result<(), BusError>> {
+        let route = Route {
+            exchange: &self.topology.exchange,
+            routing_key: topic,
+        };
+        let mut pending = Vec::with_capacity(messages.len());
+        if let Ok(channel) = self.channel().await {
+            for message in messages {
+                let props = properties(message, None);
+                pending.push(send(&channel, route, props, &message.payload).await.ok());
+            }
+        }
+        let mut results = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let confirmed = match pending.get_mut(index).and_then(Option::take) {
+                Some(confirm) => confirmed(route, confirm).await,
+                None => Err(BusError::Closed("channel")),
+            };
+            results.push(match confirmed {
+                Ok(()) => Ok(()),
+                Err(_) => self.publish_to_topic(topic, message).await,
+            });
+        }
+        results
+    }
+
+    /// Publishes a message with `properties`; failures are tried again on a new channel (and
+    /// connection) with growing pauses until the publish timeout has passed.
+    pub(super) async fn publish(
+        &self,
+        route: Route<'_>,
+        properties: &BasicProperties,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let error = match self.publish_once(route, properties.clone(), payload).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if Instant::now() + pause > deadline {
+                return Err(BusError::backend(
+                    "rabbitmq",
+                    RabbitMqError::PublishFailed {
+                        routing_key: route.routing_key.to_owned(),
+                        timeout: self.timeout,
+                        source: Box::new(error),
+                    },
+                ));
+            }
+            tracing::debug!(%error, routing_key = route.routing_key, "rabbitmq: publish failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+
+    /// Declares the queue holding messages for `delay` before they go back to `queue`;
+    /// returns its name.
+    pub(super) async fn declare_retry_queue(
+        &self,
+        queue: &str,
+        delay: Duration,
+    ) -> Result<String, BusError> {
+        let channel = self.channel().await?;
+        self.topology
+            .declare_retry_queue(&channel, queue, delay)
+            .await
+    }
+
+    async fn publish_once(
+        &self,
+        route: Route<'_>,
+        properties: BasicProperties,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        let channel = self.channel().await?;
+        let confirm = send(&channel, route, properties, payload).await?;
+        confirmed(route, confirm).await
+    }
+
+    /// The confirm-mode channel, opened (with the exchange declared) when there is none or
+    /// the last one was closed.
+    async fn channel(&self) -> Result<Channel, BusError> {
+        let mut slot = self.channel.lock().await;
+        if let Some(channel) = slot.as_ref().filter(|c| c.status().connected()) {
+            return Ok(channel.clone());
+        }
+        *slot = None;
+        let channel = self.connector.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp_error)?;
+        self.topology.declare_exchange(&channel).await?;
+        *slot = Some(channel.clone());
+        Ok(channel)
+    }
+}
+
+async fn send(
+    channel: &Channel,
+    route: Route<'_>,
+    properties: BasicProperties,
+    payload: &[u8],
+) -> Result<PublisherConfirm, BusError> {
+    channel
+        .basic_publish(
+            route.exchange.into(),
+            route.routing_key.into(),
+            BasicPublishOptions::default(),
+            payload,
+            properties,
+        )
+        .await
+        .map_err(amqp_error)
+}
+
+async fn confirmed(route: Route<'_>, confirm: PublisherConfirm) -> Result<(), BusError> {
+    match confirm.await.map_err(amqp_error)? {
+        Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Nack(_) => Err(BusError::backend(
+            "rabbitmq",
+            RabbitMqError::Refused(route.routing_key.to_owned()),
+        )),
+    }
+}

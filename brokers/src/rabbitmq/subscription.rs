@@ -1,0 +1,133 @@
+//! One member of a consumer group: a consumer on the group's queue, opened again after the
+//! connection is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+
+use super::connector::Connector;
+use super::delivery::RabbitMqDelivery;
+use super::properties::message;
+use super::publisher::ConfirmedPublisher;
+use super::topology::Topology;
+use super::{RabbitMqError, amqp_error};
+
+/// Longest pause between attempts to consume again after a failure.
+const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(5);
+
+/// Consumes a consumer group's queue with a prefetch of the subscription's max in-flight.
+pub(super) struct RabbitMqSubscription {
+    connector: Arc<Connector>,
+    publisher: Arc<ConfirmedPublisher>,
+    topic: String,
+    queue: Arc<str>,
+    prefetch: u16,
+    consumer: Option<(Channel, Consumer)>,
+    failures: u32,
+}
+
+impl RabbitMqSubscription {
+    /// Declares the group's queue and starts consuming it.
+    pub(super) async fn open(
+        connector: Arc<Connector>,
+        publisher: Arc<ConfirmedPublisher>,
+        config: &SubscriptionConfig,
+    ) -> Result<Self, BusError> {
+        let mut subscription = Self {
+            connector,
+            publisher,
+            topic: config.topic.clone(),
+            queue: Topology::group_queue(&config.topic, &config.consumer_group).into(),
+            prefetch: u16::try_from(config.max_in_flight).unwrap_or(u16::MAX),
+            consumer: None,
+            failures: 0,
+        };
+        subscription.consume().await?;
+        Ok(subscription)
+    }
+
+    async fn consume(&mut self) -> Result<(), BusError> {
+        let channel = self.connector.channel().await?;
+        self.publisher
+            .topology()
+            .declare_group(&channel, &self.topic, &self.queue)
+            .await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(amqp_error)?;
+        let consumer = channel
+            .basic_consume(
+                self.queue.as_ref().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_error)?;
+        self.consumer = Some((channel, consumer));
+        Ok(())
+    }
+
+    fn reopen_pause(&self) -> Duration {
+        let exponent = self.failures.saturating_sub(1).min(6);
+        (Duration::from_millis(100) * 2_u32.pow(exponent)).min(MAX_REOPEN_PAUSE)
+    }
+
+    fn lost(&mut self, error: BusError) -> Option<Result<Box<dyn Delivery>, BusError>> {
+        self.consumer = None;
+        self.failures += 1;
+        Some(Err(error))
+    }
+}
+
+#[async_trait]
+impl Subscription for RabbitMqSubscription {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
+        if self.consumer.is_none() {
+            tokio::time::sleep(self.reopen_pause()).await;
+            if let Err(error) = self.consume().await {
+                return self.lost(error);
+            }
+            tracing::info!(queue = %self.queue, "rabbitmq: consuming again");
+            self.failures = 0;
+        }
+        let (_, consumer) = self.consumer.as_mut()?;
+        match consumer.next().await {
+            Some(Ok(delivery)) => {
+                let (message, attempt) = message(&delivery.properties, delivery.data);
+                Some(Ok(Box::new(RabbitMqDelivery::new(
+                    delivery.acker,
+                    Arc::clone(&self.publisher),
+                    Arc::clone(&self.queue),
+                    message,
+                    attempt,
+                ))))
+            }
+            Some(Err(error)) => self.lost(amqp_error(error)),
+            None => {
+                let queue = self.queue.to_string();
+                self.lost(BusError::backend(
+                    "rabbitmq",
+                    RabbitMqError::ConsumerCancelled(queue),
+                ))
+            }
+        }
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
+        match self.consumer.take() {
+            Some((channel, _)) if channel.status().connected() => channel
+                .close(200, "subscription closed".into())
+                .await
+                .map_err(amqp_error),
+            _ => Ok(()),
+        }
+    }
+}

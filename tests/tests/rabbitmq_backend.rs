@@ -1,0 +1,139 @@
+//! The RabbitMQ pieces outside the conformance suite, against the server on 127.0.0.1:5672:
+//! selection by EVENT_BUS_TYPE, a clear error for an unreachable server, messages nobody is
+//! subscribed for, and delayed retries through TTL queues.
+#![cfg(feature = "rabbitmq")]
+
+use std::time::Duration;
+
+use event_bus_brokers::ConnectError;
+use event_bus_core::{BusSettings, BusType, EventBus, EventEnvelope, Nack, Recorder};
+use lapin::options::BasicGetOptions;
+use lapin::{Connection, ConnectionProperties};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unique_prefix() -> String {
+    format!("evbus-test-{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn bus(prefix: &str) -> EventBus {
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", URL),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix),
+    ])
+    .expect("settings");
+    event_bus_brokers::connect(settings).await.expect("connect")
+}
+
+#[tokio::test]
+async fn event_bus_type_rabbitmq_selects_it() {
+    let bus = bus(&unique_prefix()).await;
+    assert_eq!(bus.broker().name(), "rabbitmq");
+    let recorder = Recorder::new();
+    bus.subscribe(
+        bus.subscription("user.registered", "audit"),
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    let event =
+        EventEnvelope::builder("user.registered", serde_json::json!({"name": "Zoë"})).build();
+    bus.publish(&event).await.unwrap();
+    assert_eq!(recorder.wait_for(1, TIMEOUT).await.unwrap()[0], event);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error() {
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+    ])
+    .unwrap();
+    let error = event_bus_brokers::connect(settings)
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(
+        matches!(
+            error,
+            ConnectError::Connect {
+                backend: BusType::RabbitMq,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("could not connect the rabbitmq backend"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_no_group_subscribed_to_is_kept_in_the_unrouted_queue() {
+    let prefix = unique_prefix();
+    let bus = bus(&prefix).await;
+    let event = EventEnvelope::builder("nobody.listens", serde_json::json!({"n": 1})).build();
+    bus.publish(&event).await.unwrap();
+
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let kept = channel
+        .basic_get(
+            format!("{prefix}.unrouted").into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the event is in the unrouted queue");
+    let kept = serde_json::from_slice::<serde_json::Value>(&kept.delivery.data).unwrap();
+    assert_eq!(kept["id"], event.id.to_string());
+    channel
+        .queue_delete(format!("{prefix}.unrouted").into(), Default::default())
+        .await
+        .unwrap();
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delayed_nack_comes_back_after_its_delay_with_the_next_attempt_number() {
+    const DELAY: Duration = Duration::from_millis(1500);
+    let prefix = unique_prefix();
+    let bus = bus(&prefix).await;
+    let config = bus.subscription("retry.later", "g");
+    let mut subscription = bus.broker().subscribe(&config).await.unwrap();
+    let event = EventEnvelope::builder("retry.later", serde_json::json!({"n": 1})).build();
+    bus.publish(&event).await.unwrap();
+
+    let first = tokio::time::timeout(TIMEOUT, subscription.next())
+        .await
+        .expect("delivered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.attempt(), 1);
+    let nacked_at = tokio::time::Instant::now();
+    first.nack(Nack::RequeueAfter(DELAY)).await.unwrap();
+
+    let again = tokio::time::timeout(TIMEOUT, subscription.next())
+        .await
+        .expect("redelivered")
+        .unwrap()
+        .unwrap();
+    assert!(
+        nacked_at.elapsed() >= DELAY,
+        "redelivered after {:?}, before the delay of {DELAY:?}",
+        nacked_at.elapsed()
+    );
+    assert_eq!(again.attempt(), 2);
+    assert_eq!(EventEnvelope::from_message(again.message()).unwrap(), event);
+    again.ack().await.unwrap();
+    subscription.close().await.unwrap();
+    bus.shutdown().await.unwrap();
+}
