@@ -125,10 +125,19 @@ pub struct BusSettings {
     pub kafka_consumer_group: String,
     /// `RABBITMQ_URL`.
     pub rabbitmq_url: String,
+    /// `RABBITMQ_QUEUE_EXPIRES_SECONDS`: the broker deletes queues unused this long (default: never).
+    pub rabbitmq_queue_expiry: Option<Duration>,
     /// `GCP_PROJECT_ID`.
     pub gcp_project_id: String,
     /// `PUBSUB_EMULATOR_HOST`; real GCP with default credentials when unset.
     pub pubsub_emulator_host: Option<String>,
+    /// `EVENT_STORE_SNAPSHOT_INTERVAL`: events folded before rebuilding a state saves a
+    /// snapshot (default 100; 0 turns snapshots off).
+    pub event_store_snapshot_interval: u64,
+    /// `EVENT_STORE_TTL_DAYS`: age after which the retention job expires events (default: keep).
+    pub event_store_ttl_days: Option<u32>,
+    /// `DATABASE_URL`: PostgreSQL of the event store, outbox and parked dead letters.
+    pub database_url: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -149,8 +158,12 @@ struct RawSettings {
     kafka_bootstrap_servers: Option<String>,
     kafka_consumer_group: Option<String>,
     rabbitmq_url: Option<String>,
+    rabbitmq_queue_expires_seconds: Option<u64>,
     gcp_project_id: Option<String>,
     pubsub_emulator_host: Option<String>,
+    event_store_snapshot_interval: Option<u64>,
+    event_store_ttl_days: Option<u32>,
+    database_url: Option<String>,
 }
 
 impl Default for BusSettings {
@@ -238,10 +251,19 @@ impl BusSettings {
             rabbitmq_url: raw
                 .rabbitmq_url
                 .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+            rabbitmq_queue_expiry: raw
+                .rabbitmq_queue_expires_seconds
+                .map(|seconds| Duration::from_secs(seconds.max(1))),
             gcp_project_id: raw
                 .gcp_project_id
                 .unwrap_or_else(|| "local-project".to_owned()),
             pubsub_emulator_host: raw.pubsub_emulator_host.filter(|h| !h.is_empty()),
+            event_store_snapshot_interval: raw.event_store_snapshot_interval.unwrap_or(100),
+            event_store_ttl_days: raw.event_store_ttl_days,
+            database_url: raw
+                .database_url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
         })
     }
 
@@ -291,6 +313,29 @@ mod tests {
         assert_eq!(
             settings.pubsub_emulator_host.as_deref(),
             Some("127.0.0.1:8085")
+        );
+    }
+
+    #[test]
+    fn event_store_settings_have_defaults_and_overrides() {
+        let defaults = BusSettings::default();
+        assert_eq!(defaults.event_store_snapshot_interval, 100);
+        assert_eq!(defaults.event_store_ttl_days, None);
+        assert_eq!(
+            defaults.database_url,
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+        let settings = BusSettings::from_vars([
+            ("EVENT_STORE_SNAPSHOT_INTERVAL", "50"),
+            ("EVENT_STORE_TTL_DAYS", "30"),
+            ("DATABASE_URL", "postgres://app@127.0.0.1:5433/events"),
+        ])
+        .unwrap();
+        assert_eq!(settings.event_store_snapshot_interval, 50);
+        assert_eq!(settings.event_store_ttl_days, Some(30));
+        assert_eq!(
+            settings.database_url,
+            "postgres://app@127.0.0.1:5433/events"
         );
     }
 

@@ -26,13 +26,17 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
+pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod handler;
 pub mod idempotency;
 pub mod memory;
 pub mod message;
+pub mod outbox;
+pub mod replay;
 pub mod retry;
+pub mod store;
 pub mod testing;
 pub mod topics;
 pub mod transport;
@@ -56,6 +60,9 @@ pub use idempotency::{DedupStore, MemoryDedupStore};
 pub use memory::InMemoryBroker;
 pub use message::Message;
 pub use retry::RetryPolicy;
+pub use store::{
+    EventStore, EventStoreExt, ExpectedVersion, MemoryEventStore, StoreError, StreamId,
+};
 pub use testing::Recorder;
 pub use topics::TopicNames;
 pub use transport::{

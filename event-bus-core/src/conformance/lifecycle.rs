@@ -92,6 +92,9 @@ pub async fn concurrent_subscribe_and_close_is_safe(target: &(impl ConformanceTa
     let bus = fixture.bus().await;
     let events: Vec<_> = (0..200).map(|n| fixture.event("churn.event", n)).collect();
     let (first_half, second_half) = events.split_at(100);
+    // The group exists before events flow; some brokers keep events only for existing groups.
+    let founder = fixture.subscribe_raw(&config).await;
+    founder.close().await.expect("close");
     publish_all(&bus, first_half).await;
 
     let mut members = JoinSet::new();
