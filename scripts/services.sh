@@ -2,12 +2,14 @@
 # Makes sure the broker servers the tests use are up on 127.0.0.1. A server already running is
 # used as it is; a missing one is installed from Debian's packages and started, and whatever
 # this script started is stopped by PID when the calling script exits.
-# Source it, then call: ensure_redis, ensure_rabbitmq (ports: REDIS_PORT, RABBITMQ_PORT).
+# Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres (ports: REDIS_PORT,
+# RABBITMQ_PORT, POSTGRES_PORT).
 
 SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
 chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
 REDIS_PORT=${REDIS_PORT:-6379}
 RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
+POSTGRES_PORT=${POSTGRES_PORT:-5432}
 STARTED_PIDS=()
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -78,4 +80,19 @@ ensure_rabbitmq() {
   STARTED_PIDS+=("$(cat "$pid_file")")
   wait_for_port rabbitmq "$RABBITMQ_PORT" 120
   echo "rabbitmq: started PID $(cat "$pid_file") on 127.0.0.1:$RABBITMQ_PORT"
+}
+
+ensure_postgres() {
+  if port_open "$POSTGRES_PORT"; then echo "postgres: using the server on 127.0.0.1:$POSTGRES_PORT"; return 0; fi
+  install_package pg_ctlcluster postgresql || return 1
+  local bin data="$SERVICES_DIR/postgres"
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  mkdir -p "$data" && chown postgres "$data"
+  # PostgreSQL refuses to run as root: initdb and the server run as the postgres user, trust auth.
+  su postgres -c "$bin/initdb -D '$data' -A trust -U postgres" >/dev/null
+  su postgres -c "$bin/pg_ctl -D '$data' -l '$data/server.log' -w \
+    -o \"-c listen_addresses=127.0.0.1 -p $POSTGRES_PORT -k '$data'\" start" >/dev/null
+  STARTED_PIDS+=("$(head -1 "$data/postmaster.pid")")
+  wait_for_port postgres "$POSTGRES_PORT" 30
+  echo "postgres: started PID $(head -1 "$data/postmaster.pid") on 127.0.0.1:$POSTGRES_PORT"
 }

@@ -2,7 +2,7 @@
 # Runs every check and test of the workspace: formatting, lints, unit and integration tests
 # (the conformance suite on each backend), and doc tests. Exits non-zero on the first failure.
 #
-# Redis runs the suite against a real server on 127.0.0.1: a server already
+# Redis, RabbitMQ and PostgreSQL run against real servers on 127.0.0.1: a server already
 # running is used; a missing one is installed from Debian's packages, started, and stopped by
 # PID at exit (scripts/services.sh). Restart tests start servers of their own.
 set -euo pipefail
@@ -19,10 +19,23 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "broker servers"
 ensure_redis
+ensure_postgres
+ensure_rabbitmq
 
 step "the demo, as the README runs it, on every backend"
 cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-$$" cargo run --locked -p event-bus-examples --bin user-registration
+EVENT_BUS_TYPE=rabbitmq EVENT_BUS_TOPIC_PREFIX="demo-$$" RABBITMQ_QUEUE_EXPIRES_SECONDS=60 \
+  cargo run --locked -p event-bus-examples --bin user-registration
+
+step "the saga examples, on every backend"
+for saga_example in user_registration_saga gdpr_deletion_saga gdpr_export_saga voice_training_saga; do
+  cargo run --locked -p event-bus-sagas --example "$saga_example"
+  EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" cargo run --locked -p event-bus-sagas --example "$saga_example"
+done
+
+step "the conversation-history example (event store, outbox, snapshots)"
+EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="conversation-$$" cargo run --locked -p event-bus-examples --bin conversation-history
 
 step "doc tests (the README's code included)"
 cargo test --workspace --all-features --locked --doc

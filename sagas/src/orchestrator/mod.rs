@@ -1,0 +1,248 @@
+//! The orchestrator: starts sagas from trigger events, drives them to the end, resumes the
+//! unfinished ones after a restart, and lets callers wait on a saga's state.
+
+mod driver;
+mod start;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use event_bus_core::{EventBus, EventEnvelope, HandlerError, SubscriptionHandle, handler_fn};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::command::{REPLY_EVENT_TYPE, Replies};
+use crate::definition::SagaDefinition;
+use crate::error::SagaError;
+use crate::repository::SagaRepository;
+use crate::settings::SagaSettings;
+use crate::state::{SagaState, SagaStatus};
+
+pub use start::{StartOutcome, saga_id};
+
+/// Runs sagas over an event bus, keeping their state in a [`SagaRepository`]; cheap to clone.
+#[derive(Clone)]
+pub struct SagaOrchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Arc<EventBus>,
+    repository: Arc<dyn SagaRepository>,
+    settings: SagaSettings,
+    definitions: RwLock<HashMap<String, Arc<SagaDefinition>>>,
+    active: Mutex<HashSet<Uuid>>,
+    tasks: Mutex<JoinSet<()>>,
+    subscriptions: Mutex<Vec<SubscriptionHandle>>,
+    changed: Notify,
+    shutdown: CancellationToken,
+    replies: Arc<Replies>,
+    instance: Uuid,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SagaOrchestrator {
+    /// An orchestrator with no sagas registered yet.
+    pub fn new(
+        bus: Arc<EventBus>,
+        repository: Arc<dyn SagaRepository>,
+        settings: SagaSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                bus,
+                repository,
+                settings,
+                definitions: RwLock::default(),
+                active: Mutex::default(),
+                tasks: Mutex::new(JoinSet::new()),
+                subscriptions: Mutex::default(),
+                changed: Notify::new(),
+                shutdown: CancellationToken::new(),
+                replies: Arc::default(),
+                instance: Uuid::now_v7(),
+            }),
+        }
+    }
+
+    /// Adds a saga definition, replacing one of the same name.
+    pub fn register(&self, definition: SagaDefinition) -> Result<(), SagaError> {
+        definition.validate()?;
+        self.inner
+            .definitions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(definition.name.clone(), Arc::new(definition));
+        Ok(())
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &SagaSettings {
+        &self.inner.settings
+    }
+
+    /// Where sagas are kept; query it for running, failed or compensated sagas and step logs.
+    pub fn repository(&self) -> &Arc<dyn SagaRepository> {
+        &self.inner.repository
+    }
+
+    /// The bus it publishes on.
+    pub fn bus(&self) -> &Arc<EventBus> {
+        &self.inner.bus
+    }
+
+    fn definition(&self, name: &str) -> Option<Arc<SagaDefinition>> {
+        self.inner
+            .definitions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Subscribes each registered saga to its trigger event type, in the consumer group
+    /// `saga-{name}` (a delivery is acknowledged once the saga is stored), and this
+    /// orchestrator to command replies (`saga.reply`, a group of its own). Does nothing when
+    /// sagas are disabled (`ENABLE_SAGAS=false`).
+    pub async fn subscribe(&self) -> Result<(), SagaError> {
+        if !self.inner.settings.enabled {
+            tracing::info!("sagas are disabled (ENABLE_SAGAS=false); not subscribing");
+            return Ok(());
+        }
+        let definitions: Vec<Arc<SagaDefinition>> = self
+            .inner
+            .definitions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let replies = Arc::clone(&self.inner.replies);
+        let reply_handler = handler_fn(move |reply: EventEnvelope| {
+            let outcome = replies.deliver(&reply);
+            async move { outcome }
+        });
+        // A group of its own: every orchestrator sees every reply and keeps those it awaits.
+        let reply_group = format!("saga-replies-{}", self.inner.instance.simple());
+        let config = self.inner.bus.subscription(REPLY_EVENT_TYPE, &reply_group);
+        let handle = self.inner.bus.subscribe(config, reply_handler).await?;
+        lock(&self.inner.subscriptions).push(handle);
+        self.inner.replies.mark_subscribed();
+        for definition in definitions {
+            let orchestrator = self.clone();
+            let name = definition.name.clone();
+            let handler = handler_fn(move |event: EventEnvelope| {
+                let orchestrator = orchestrator.clone();
+                let name = name.clone();
+                async move {
+                    match orchestrator.start(&name, &event).await {
+                        Ok(_) => Ok(()),
+                        Err(SagaError::UnknownSaga(name)) => {
+                            Err(HandlerError::permanent(SagaError::UnknownSaga(name)))
+                        }
+                        Err(error) => Err(HandlerError::retryable(error)),
+                    }
+                }
+            });
+            let config = self
+                .inner
+                .bus
+                .subscription(&definition.trigger, &format!("saga-{}", definition.name));
+            let handle = self.inner.bus.subscribe(config, handler).await?;
+            lock(&self.inner.subscriptions).push(handle);
+        }
+        Ok(())
+    }
+
+    /// The trigger subscriptions [`subscribe`](Self::subscribe) opened, for their counters.
+    pub fn subscriptions(&self) -> Vec<SubscriptionHandle> {
+        lock(&self.inner.subscriptions).clone()
+    }
+
+    /// Drives every saga left running or compensating (by a crash or a shutdown) to its end,
+    /// in the background; returns their ids. Call it once at startup.
+    pub async fn resume(&self) -> Result<Vec<Uuid>, SagaError> {
+        if !self.inner.settings.enabled {
+            return Ok(Vec::new());
+        }
+        let unfinished = self
+            .inner
+            .repository
+            .list(&[SagaStatus::Running, SagaStatus::Compensating])
+            .await?;
+        let mut resumed = Vec::new();
+        for saga in unfinished {
+            if self.definition(&saga.saga_type).is_none() {
+                tracing::warn!(saga_id = %saga.id, saga_type = %saga.saga_type, "no definition registered; not resuming");
+                continue;
+            }
+            self.spawn_drive(saga.id);
+            resumed.push(saga.id);
+        }
+        Ok(resumed)
+    }
+
+    /// Waits until the saga's state satisfies `condition`, or fails after `timeout`.
+    pub async fn wait_until(
+        &self,
+        id: Uuid,
+        timeout: Duration,
+        condition: impl Fn(&SagaState) -> bool,
+    ) -> Result<SagaState, SagaError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.inner.changed.notified();
+            let state = self.inner.repository.get(id).await?;
+            if let Some(state) = &state
+                && condition(state)
+            {
+                return Ok(state.clone());
+            }
+            let poll = tokio::time::Instant::now() + Duration::from_millis(200);
+            let _ = tokio::time::timeout_at(poll.min(deadline), changed).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(SagaError::WaitTimeout {
+                    id,
+                    timeout,
+                    last: state.map_or_else(|| "not stored".to_owned(), |s| s.status.to_string()),
+                });
+            }
+        }
+    }
+
+    /// Waits until the saga is completed, compensated or failed.
+    pub async fn wait_finished(&self, id: Uuid, timeout: Duration) -> Result<SagaState, SagaError> {
+        self.wait_until(id, timeout, |s| s.status.is_terminal())
+            .await
+    }
+
+    /// Stops taking trigger events, and stops driving sagas at their next step boundary (an
+    /// action or compensation in flight is abandoned and runs again on resume).
+    pub async fn shutdown(&self) {
+        let subscriptions = std::mem::take(&mut *lock(&self.inner.subscriptions));
+        futures::future::join_all(subscriptions.iter().map(SubscriptionHandle::shutdown)).await;
+        self.inner.shutdown.cancel();
+        let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn spawn_drive(&self, id: Uuid) {
+        if !lock(&self.inner.active).insert(id) {
+            return;
+        }
+        let orchestrator = self.clone();
+        let mut tasks = lock(&self.inner.tasks);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            orchestrator.drive(id).await;
+            lock(&orchestrator.inner.active).remove(&id);
+            orchestrator.inner.changed.notify_waiters();
+        });
+    }
+}

@@ -1,0 +1,133 @@
+//! GDPR data deletion: every participating service deletes the user's data and confirms, in
+//! turn, before a deadline. Deletions cannot be undone, so compensation does nothing; a
+//! failure is reported with [`UserDataDeletionFailed`], naming the services that confirmed
+//! and those that did not. Success publishes [`UserDataDeleted`].
+
+pub mod events;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus_core::DomainEvent;
+
+pub use events::{
+    UserDataDeleted, UserDataDeletedInService, UserDataDeletionFailed, UserDataDeletionRequested,
+};
+
+use super::ExampleServices;
+use crate::context::StepContext;
+use crate::definition::{SagaDefinition, Step};
+use crate::error::StepError;
+
+/// Name of the saga.
+pub const SAGA: &str = "gdpr-data-deletion";
+
+/// The services holding user data. Deleting must be idempotent: deleting what is gone
+/// confirms zero records.
+#[async_trait]
+pub trait DataDeletionServices: Send + Sync + 'static {
+    /// Deletes the user's data in `service`; returns how many records went.
+    async fn delete_user_data(&self, service: &str, user_id: &str) -> Result<u64, StepError>;
+}
+
+/// Name of the step that deletes in `service`.
+pub fn step_name(service: &str) -> String {
+    format!("delete_in_{service}")
+}
+
+/// The deletion saga over `participants` (service names, deleted in this order), to finish
+/// within `deadline`.
+pub fn definition(
+    services: Arc<dyn DataDeletionServices>,
+    participants: &[&str],
+    deadline: Duration,
+) -> SagaDefinition {
+    let names: Vec<String> = participants.iter().map(|s| (*s).to_owned()).collect();
+    let mut definition = SagaDefinition::new(SAGA, UserDataDeletionRequested::EVENT_TYPE)
+        .timeout(deadline)
+        .on_completed({
+            let names = names.clone();
+            move |ctx| {
+                let names = names.clone();
+                async move {
+                    let request: UserDataDeletionRequested = ctx.trigger()?;
+                    ctx.publish(&UserDataDeleted {
+                        request_id: request.request_id,
+                        user_id: request.user_id,
+                        services: names,
+                    })
+                    .await
+                }
+            }
+        })
+        .on_compensated(move |ctx| {
+            let names = names.clone();
+            async move {
+                let request: UserDataDeletionRequested = ctx.trigger()?;
+                let (confirmed, unconfirmed) = names
+                    .into_iter()
+                    .partition(|service| ctx.succeeded(&step_name(service)));
+                ctx.publish(&UserDataDeletionFailed {
+                    request_id: request.request_id,
+                    user_id: request.user_id,
+                    confirmed,
+                    unconfirmed,
+                    reason: ctx.failure.clone().unwrap_or_default(),
+                })
+                .await
+            }
+        });
+    for service in participants {
+        definition = definition.step(
+            step_name(service),
+            DeleteIn {
+                service: (*service).to_owned(),
+                services: Arc::clone(&services),
+            },
+        );
+    }
+    definition
+}
+
+struct DeleteIn {
+    service: String,
+    services: Arc<dyn DataDeletionServices>,
+}
+
+#[async_trait]
+impl Step for DeleteIn {
+    async fn execute(&self, ctx: &StepContext) -> Result<serde_json::Value, StepError> {
+        let request: UserDataDeletionRequested = ctx.trigger()?;
+        let records_deleted = self
+            .services
+            .delete_user_data(&self.service, &request.user_id)
+            .await?;
+        ctx.publish(&UserDataDeletedInService {
+            request_id: request.request_id,
+            user_id: request.user_id,
+            service: self.service.clone(),
+            records_deleted,
+        })
+        .await?;
+        Ok(serde_json::json!({ "records_deleted": records_deleted }))
+    }
+
+    /// Erased data is not restored; the failure report names this service as confirmed.
+    async fn compensate(&self, _ctx: &StepContext) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// Operation `{service}.delete`; removes the fact `{service}-data:{user}` and reports one
+/// record when it was held.
+#[async_trait]
+impl DataDeletionServices for ExampleServices {
+    async fn delete_user_data(&self, service: &str, user_id: &str) -> Result<u64, StepError> {
+        let fact = format!("{service}-data:{user_id}");
+        let held = u64::from(self.has(&fact));
+        self.perform(&format!("{service}.delete"), &fact, false)
+            .await?;
+        Ok(held)
+    }
+}
