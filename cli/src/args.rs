@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use event_bus_sagas::SagaStatus;
 use uuid::Uuid;
 
 /// Operate the event bus: publish, tail, set up topics, handle dead letters, replay from the
@@ -39,6 +40,9 @@ pub enum Command {
     /// Event store commands.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Saga status, from the saga store at SAGA_DATABASE_URL.
+    #[command(subcommand)]
+    Sagas(SagasCommand),
 }
 
 /// Arguments of `publish`.
@@ -218,4 +222,30 @@ pub struct ReplayArgs {
 pub enum StoreCommand {
     /// Counts of events, streams, snapshots, archive and outbox.
     Stats,
+}
+
+/// Saga commands.
+#[derive(Debug, Subcommand)]
+pub enum SagasCommand {
+    /// List sagas, oldest first.
+    List {
+        /// Only sagas in these states (running, compensating, completed, compensated, failed).
+        #[arg(long = "status", value_parser = parse_status)]
+        statuses: Vec<SagaStatus>,
+    },
+    /// Show one saga and its step log.
+    Show {
+        /// Its id.
+        id: Uuid,
+    },
+}
+
+fn parse_status(value: &str) -> Result<SagaStatus, String> {
+    SagaStatus::ALL
+        .into_iter()
+        .find(|status| status.as_str() == value)
+        .ok_or_else(|| {
+            let names: Vec<_> = SagaStatus::ALL.iter().map(|s| s.as_str()).collect();
+            format!("expected one of: {}", names.join(", "))
+        })
 }

@@ -27,6 +27,12 @@ pub enum CliError {
     /// A replay stopped early.
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// The saga settings are unusable.
+    #[error(transparent)]
+    SagaSettings(#[from] event_bus_sagas::SettingsError),
+    /// The saga store failed.
+    #[error(transparent)]
+    SagaStore(#[from] event_bus_sagas::RepositoryError),
     /// Standard input or output failed.
     #[error("input/output: {0}")]
     Io(#[from] std::io::Error),

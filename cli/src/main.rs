@@ -34,6 +34,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(command) => commands::dlq::run(&context, command).await,
         Command::Replay(args) => commands::replay::run(&context, args).await,
         Command::Store(command) => commands::store::run(&context, command).await,
+        Command::Sagas(command) => commands::sagas::run(command).await,
     }
 }
 

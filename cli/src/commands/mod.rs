@@ -3,6 +3,7 @@
 pub mod dlq;
 pub mod publish;
 pub mod replay;
+pub mod sagas;
 pub mod setup;
 pub mod store;
 pub mod tail;
