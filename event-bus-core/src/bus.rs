@@ -155,6 +155,17 @@ impl EventBus {
         .max_delivery_attempts(self.settings.dead_letter_max_retries)
     }
 
+    /// A subscription of the handler named `handler_name` to `event_type` that handles only
+    /// the events of `tenant`, in a consumer group of that tenant's own.
+    pub fn tenant_subscription(
+        &self,
+        event_type: &str,
+        handler_name: &str,
+        tenant: &str,
+    ) -> SubscriptionConfig {
+        self.subscription(event_type, handler_name).tenant(tenant)
+    }
+
     /// Starts handling the subscription's events with `handler` in the background.
     pub async fn subscribe(
         &self,

@@ -114,6 +114,13 @@ impl Worker {
                 .dead_letter(delivery, DeadLetterReason::Oversize, error, None)
                 .await;
         }
+        if let Some(tenant) = &self.config.tenant
+            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+        {
+            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
+            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+            return self.settle(delivery.ack().await, Outcome::Skipped);
+        }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -130,8 +137,18 @@ impl Worker {
         if let Some(tenant) = &self.config.tenant
             && envelope.tenant_id.as_ref() != Some(tenant)
         {
-            tracing::debug!(event_id = %envelope.id, wanted = %tenant, "event of another tenant skipped");
-            return self.settle(delivery.ack().await, Outcome::Skipped);
+            let error = format!(
+                "event of tenant `{}` carried with the attribute of tenant `{tenant}`",
+                envelope.tenant_id.as_deref().unwrap_or_default()
+            );
+            return self
+                .dead_letter(
+                    delivery,
+                    DeadLetterReason::TenantMismatch,
+                    error,
+                    Some(&envelope),
+                )
+                .await;
         }
 
         let span = tracing::info_span!(
