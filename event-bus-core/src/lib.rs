@@ -55,7 +55,7 @@ pub use consumer::{StatsSnapshot, SubscriptionHandle, SubscriptionStats};
 pub use dead_letter::DeadLetterReason;
 pub use envelope::{DecodeError, DomainEvent, EventEnvelope};
 pub use error::{BoxError, BusError};
-pub use handler::{Handler, HandlerError, handler_fn, typed};
+pub use handler::{CircuitBreakerLayer, Handler, HandlerError, handler_fn, typed};
 pub use idempotency::{DedupStore, MemoryDedupStore};
 pub use memory::InMemoryBroker;
 pub use message::Message;

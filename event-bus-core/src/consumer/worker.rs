@@ -16,7 +16,7 @@ use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport};
 use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
-use crate::handler::{Handler, HandlerError, HandlerPanicked};
+use crate::handler::{CircuitOpen, Handler, HandlerError, HandlerPanicked};
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
 
 /// Pause after the subscription reports a broker error, before asking again.
@@ -185,6 +185,21 @@ impl Worker {
                 span.record("outcome", "handled");
                 self.forget_failures(&envelope);
                 return self.settle(delivery.ack().await, Outcome::Handled);
+            }
+            Err(HandlerError::Retryable(error)) if error.is::<CircuitOpen>() => {
+                // The handler was not called: wait for the circuit, whatever the attempt.
+                span.record("outcome", "circuit-open");
+                let delay = error
+                    .downcast_ref::<CircuitOpen>()
+                    .map_or(Duration::ZERO, |open| open.retry_in);
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "circuit open; retrying later"
+                );
+                return self.settle(
+                    delivery.nack(Nack::RequeueAfter(delay)).await,
+                    Outcome::Retried,
+                );
             }
             Err(error) => error,
         };
