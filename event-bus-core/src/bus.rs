@@ -14,6 +14,7 @@ use crate::error::BusError;
 use crate::handler::{CatchPanicLayer, Handler};
 use crate::idempotency::{DedupStore, IdempotencyLayer, MemoryDedupStore};
 use crate::message::Message;
+use crate::telemetry::metrics::BusMetrics;
 use crate::topics::TopicNames;
 use crate::transport::{Broker, SubscriptionConfig};
 
@@ -25,12 +26,14 @@ pub struct EventBus {
     topics: TopicNames,
     dedup: Option<Arc<dyn DedupStore>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
+    metrics: BusMetrics,
 }
 
 impl EventBus {
     /// A bus over `broker`, deduplicating in memory.
     pub fn new(broker: Arc<dyn Broker>, settings: BusSettings) -> Self {
         Self {
+            metrics: BusMetrics::new(broker.name()),
             broker,
             topics: settings.topic_names(),
             settings,
@@ -85,7 +88,10 @@ impl EventBus {
                 Ok(message) => self.broker.publish(topic, message).await,
                 Err(error) => Err(error),
             };
-            tracing::Span::current().record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+            let elapsed = started.elapsed();
+            tracing::Span::current().record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+            self.metrics
+                .published(&event.event_type, result.is_ok(), elapsed);
             if let Err(error) = &result {
                 tracing::warn!(%error, "publish failed");
             }
@@ -113,8 +119,12 @@ impl EventBus {
             }
         }
         for (topic, (indexes, messages)) in batches {
+            let started = Instant::now();
             let outcomes = self.broker.publish_batch(&topic, messages).await;
+            let elapsed = started.elapsed();
             for (index, outcome) in indexes.into_iter().zip(outcomes) {
+                self.metrics
+                    .published(&events[index].event_type, outcome.is_ok(), elapsed);
                 results[index] = Some(outcome);
             }
         }

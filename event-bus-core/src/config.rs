@@ -138,6 +138,9 @@ pub struct BusSettings {
     pub event_store_ttl_days: Option<u32>,
     /// `DATABASE_URL`: PostgreSQL of the event store, outbox and parked dead letters.
     pub database_url: String,
+    /// `EVENT_BUS_METRICS_PORT`: serve Prometheus metrics on `127.0.0.1` at this port (feature
+    /// `prometheus`; default: no exporter).
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Default, Deserialize)]
@@ -164,6 +167,7 @@ struct RawSettings {
     event_store_snapshot_interval: Option<u64>,
     event_store_ttl_days: Option<u32>,
     database_url: Option<String>,
+    event_bus_metrics_port: Option<u16>,
 }
 
 impl Default for BusSettings {
@@ -264,6 +268,7 @@ impl BusSettings {
                 .database_url
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+            metrics_port: raw.event_bus_metrics_port,
         })
     }
 

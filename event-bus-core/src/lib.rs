@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod replay;
 pub mod retry;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 pub mod topics;
 pub mod transport;

@@ -17,6 +17,7 @@ use crate::dead_letter::{DeadLetterReason, FailureReport};
 use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
 use crate::handler::{CircuitOpen, Handler, HandlerError, HandlerPanicked};
+use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
 
 /// Pause after the subscription reports a broker error, before asking again.
@@ -30,6 +31,7 @@ pub(crate) struct Worker {
     pub(crate) stats: Arc<SubscriptionStats>,
     pub(crate) max_message_bytes: usize,
     pub(crate) backend: &'static str,
+    metrics: BusMetrics,
     first_failures: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
@@ -48,6 +50,7 @@ impl Worker {
             stats: Arc::default(),
             max_message_bytes,
             backend,
+            metrics: BusMetrics::new(backend),
             first_failures: Mutex::default(),
         }
     }
@@ -104,6 +107,12 @@ impl Worker {
     async fn process(&self, delivery: Box<dyn Delivery>) {
         self.stats.record(Outcome::Received);
         let message = delivery.message();
+        let event_type = message
+            .headers
+            .get(wire_headers::EVENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN_EVENT_TYPE.to_owned());
+        let event_type = event_type.as_str();
         if message.size() > self.max_message_bytes {
             let error = BusError::MessageTooLarge {
                 size: message.size(),
@@ -111,7 +120,13 @@ impl Worker {
             }
             .to_string();
             return self
-                .dead_letter(delivery, DeadLetterReason::Oversize, error, None)
+                .dead_letter(
+                    delivery,
+                    event_type,
+                    DeadLetterReason::Oversize,
+                    error,
+                    None,
+                )
                 .await;
         }
         if let Some(tenant) = &self.config.tenant
@@ -119,7 +134,7 @@ impl Worker {
         {
             // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
             tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
-            return self.settle(delivery.ack().await, Outcome::Skipped);
+            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
@@ -127,6 +142,7 @@ impl Worker {
                 return self
                     .dead_letter(
                         delivery,
+                        event_type,
                         DeadLetterReason::MalformedPayload,
                         error.to_string(),
                         None,
@@ -144,6 +160,7 @@ impl Worker {
             return self
                 .dead_letter(
                     delivery,
+                    event_type,
                     DeadLetterReason::TenantMismatch,
                     error,
                     Some(&envelope),
@@ -169,6 +186,8 @@ impl Worker {
 
     /// Runs the handler and settles the delivery by its outcome, inside the `event.handle` span.
     async fn handle(&self, delivery: Box<dyn Delivery>, envelope: EventEnvelope) {
+        let event_type = envelope.event_type.clone();
+        let event_type = event_type.as_str();
         let span = tracing::Span::current();
         let started = Instant::now();
         let outcome = AssertUnwindSafe(self.handler.handle(&envelope))
@@ -179,12 +198,14 @@ impl Worker {
                     &*payload,
                 )))
             });
-        span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+        let elapsed = started.elapsed();
+        span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+        self.metrics.handle_duration(event_type, elapsed);
         let error = match outcome {
             Ok(()) => {
                 span.record("outcome", "handled");
                 self.forget_failures(&envelope);
-                return self.settle(delivery.ack().await, Outcome::Handled);
+                return self.settle(event_type, delivery.ack().await, Outcome::Handled);
             }
             Err(HandlerError::Retryable(error)) if error.is::<CircuitOpen>() => {
                 // The handler was not called: wait for the circuit, whatever the attempt.
@@ -197,6 +218,7 @@ impl Worker {
                     "circuit open; retrying later"
                 );
                 return self.settle(
+                    event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,
                     Outcome::Retried,
                 );
@@ -204,6 +226,7 @@ impl Worker {
             Err(error) => error,
         };
         self.stats.record(Outcome::Failed);
+        self.metrics.failed(event_type);
         let attempt = delivery.attempt();
         match error {
             HandlerError::Permanent(error) => {
@@ -211,6 +234,7 @@ impl Worker {
                 let error = error.to_string();
                 self.dead_letter(
                     delivery,
+                    event_type,
                     DeadLetterReason::PermanentFailure,
                     error,
                     Some(&envelope),
@@ -222,6 +246,7 @@ impl Worker {
                 let error = format!("{error} (after {attempt} attempts)");
                 self.dead_letter(
                     delivery,
+                    event_type,
                     DeadLetterReason::MaxAttemptsExceeded,
                     error,
                     Some(&envelope),
@@ -234,6 +259,7 @@ impl Worker {
                 let delay = self.config.retry.delay_after(attempt);
                 tracing::info!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
                 self.settle(
+                    event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,
                     Outcome::Retried,
                 );
@@ -246,6 +272,7 @@ impl Worker {
     async fn dead_letter(
         &self,
         delivery: Box<dyn Delivery>,
+        event_type: &str,
         reason: DeadLetterReason,
         error: String,
         envelope: Option<&EventEnvelope>,
@@ -254,6 +281,7 @@ impl Worker {
             tracing::error!(%reason, %error, topic = %self.config.topic, "no dead-letter topic configured; retrying");
             let delay = self.config.retry.delay_after(delivery.attempt());
             return self.settle(
+                event_type,
                 delivery.nack(Nack::RequeueAfter(delay)).await,
                 Outcome::Retried,
             );
@@ -279,12 +307,15 @@ impl Worker {
         match self.publisher.publish(topic, message).await {
             Ok(()) => {
                 tracing::warn!(%reason, error = %report.error, %event_id, dead_letter_topic = %topic, "event dead-lettered");
-                self.settle(delivery.ack().await, Outcome::DeadLettered);
+                self.metrics
+                    .dead_lettered(event_type, reason.as_str(), topic);
+                self.settle(event_type, delivery.ack().await, Outcome::DeadLettered);
             }
             Err(publish_error) => {
                 tracing::error!(%publish_error, %event_id, "dead-lettering failed; the event will be redelivered");
                 let delay = self.config.retry.delay_after(delivery.attempt());
                 self.settle(
+                    event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,
                     Outcome::Retried,
                 );
@@ -292,9 +323,17 @@ impl Worker {
         }
     }
 
-    fn settle(&self, result: Result<(), BusError>, outcome: Outcome) {
+    fn settle(&self, event_type: &str, result: Result<(), BusError>, outcome: Outcome) {
         match result {
-            Ok(()) => self.stats.record(outcome),
+            Ok(()) => {
+                self.stats.record(outcome);
+                match outcome {
+                    Outcome::Handled => self.metrics.handled(event_type),
+                    Outcome::Skipped => self.metrics.skipped(event_type),
+                    Outcome::Retried => self.metrics.retried(event_type),
+                    Outcome::Received | Outcome::Failed | Outcome::DeadLettered => {}
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it")
             }
