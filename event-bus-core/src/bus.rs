@@ -15,6 +15,7 @@ use crate::handler::{CatchPanicLayer, Handler};
 use crate::idempotency::{DedupStore, IdempotencyLayer, MemoryDedupStore};
 use crate::message::Message;
 use crate::telemetry::metrics::BusMetrics;
+use crate::telemetry::trace_context;
 use crate::topics::TopicNames;
 use crate::transport::{Broker, SubscriptionConfig};
 
@@ -85,7 +86,10 @@ impl EventBus {
         async {
             let started = Instant::now();
             let result = match self.encode(event) {
-                Ok(message) => self.broker.publish(topic, message).await,
+                Ok(mut message) => {
+                    trace_context::inject(&tracing::Span::current(), &mut message.headers);
+                    self.broker.publish(topic, message).await
+                }
                 Err(error) => Err(error),
             };
             let elapsed = started.elapsed();
@@ -108,7 +112,8 @@ impl EventBus {
         let mut batches: HashMap<String, (Vec<usize>, Vec<Message>)> = HashMap::new();
         for (index, event) in events.iter().enumerate() {
             match self.encode(event) {
-                Ok(message) => {
+                Ok(mut message) => {
+                    trace_context::inject(&tracing::Span::current(), &mut message.headers);
                     let batch = batches
                         .entry(self.topics.topic(&event.event_type))
                         .or_default();

@@ -18,6 +18,7 @@ use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
 use crate::handler::{CircuitOpen, Handler, HandlerError, HandlerPanicked};
 use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
+use crate::telemetry::trace_context;
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
 
 /// Pause after the subscription reports a broker error, before asking again.
@@ -180,7 +181,9 @@ impl Worker {
             attempt = delivery.attempt(),
             outcome = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        trace_context::continue_trace(&span, &delivery.message().headers);
         self.handle(delivery, envelope).instrument(span).await;
     }
 
