@@ -96,8 +96,27 @@ impl EventBus {
             tracing::Span::current().record("latency_ms", elapsed.as_secs_f64() * 1000.0);
             self.metrics
                 .published(&event.event_type, result.is_ok(), elapsed);
-            if let Err(error) = &result {
-                tracing::warn!(%error, "publish failed");
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            match &result {
+                Ok(()) => tracing::info!(
+                    target: "event_bus",
+                    operation = "publish",
+                    eventType = %event.event_type,
+                    eventId = %event.id,
+                    aggregateId = %event.aggregate_id,
+                    latencyMs = latency_ms,
+                    "event published"
+                ),
+                Err(error) => tracing::warn!(
+                    target: "event_bus",
+                    operation = "publish",
+                    eventType = %event.event_type,
+                    eventId = %event.id,
+                    aggregateId = %event.aggregate_id,
+                    latencyMs = latency_ms,
+                    %error,
+                    "publish failed"
+                ),
             }
             result
         }

@@ -204,6 +204,28 @@ impl Worker {
         let elapsed = started.elapsed();
         span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
         self.metrics.handle_duration(event_type, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok(()) => tracing::info!(
+                target: "event_bus",
+                operation = "handle",
+                eventType = %envelope.event_type,
+                eventId = %envelope.id,
+                aggregateId = %envelope.aggregate_id,
+                latencyMs = latency_ms,
+                "event handled"
+            ),
+            Err(error) => tracing::warn!(
+                target: "event_bus",
+                operation = "handle",
+                eventType = %envelope.event_type,
+                eventId = %envelope.id,
+                aggregateId = %envelope.aggregate_id,
+                latencyMs = latency_ms,
+                %error,
+                "handler failed"
+            ),
+        }
         let error = match outcome {
             Ok(()) => {
                 span.record("outcome", "handled");

@@ -1,6 +1,7 @@
 //! Observability: metrics through the `metrics` facade (and a Prometheus exporter with feature
-//! `prometheus`), and W3C trace context across the broker.
+//! `prometheus`), W3C trace context across the broker, and JSON or text logs.
 
+pub mod logging;
 pub mod metrics;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
