@@ -215,7 +215,8 @@ impl Worker {
                 latencyMs = latency_ms,
                 "event handled"
             ),
-            Err(error) => tracing::warn!(
+            // Routine for a retryable failure; a dead-lettering logs its own warning.
+            Err(error) => tracing::info!(
                 target: "event_bus",
                 operation = "handle",
                 eventType = %envelope.event_type,

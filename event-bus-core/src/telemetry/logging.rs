@@ -1,7 +1,8 @@
 //! Logging setup: human-readable lines, or one JSON object per line with
 //! `EVENT_BUS_LOG_FORMAT=json`. Every publish and every handler call logs an event with the
 //! fields `operation` (`publish` or `handle`), `eventType`, `eventId`, `aggregateId` and
-//! `latencyMs`, at `info` (`warn` when it failed), target `event_bus`.
+//! `latencyMs`, at `info` (a failed publish at `warn`), target `event_bus`; a failed handler
+//! call adds `error`.
 
 use std::str::FromStr;
 
