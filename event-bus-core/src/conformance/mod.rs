@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod fixture;
 mod lifecycle;
+mod observability;
 mod restart;
 mod tenancy;
 
@@ -22,6 +23,7 @@ pub use delivery::*;
 pub use failures::*;
 pub use fixture::{Fixture, TIMEOUT};
 pub use lifecycle::*;
+pub use observability::*;
 pub use restart::*;
 pub use tenancy::*;
 
@@ -59,6 +61,7 @@ macro_rules! conformance_tests {
             a_new_group_receives_earlier_events,
             per_key_order_is_kept,
             a_tenant_never_handles_another_tenants_events,
+            trace_context_headers_reach_the_consumer,
             nack_redelivers_and_loses_nothing,
             a_closed_group_resumes_where_it_left_off,
             concurrent_subscribe_and_close_is_safe,
