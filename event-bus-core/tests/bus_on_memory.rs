@@ -159,3 +159,17 @@ async fn an_open_circuit_delays_events_without_dead_lettering_them() {
     assert!(broker.messages(bus.topics().dead_letter_topic()).is_empty());
     bus.shutdown().await.unwrap();
 }
+
+#[test]
+fn a_tenant_subscription_filters_in_a_group_of_its_own() {
+    let bus = EventBus::new(Arc::new(InMemoryBroker::new()), BusSettings::default());
+    let shared = bus.subscription("order.placed", "billing");
+    let acme = bus.tenant_subscription("order.placed", "billing", "acme");
+    assert_eq!(acme.tenant.as_deref(), Some("acme"));
+    assert_eq!(acme.topic, shared.topic);
+    assert_eq!(
+        acme.consumer_group,
+        format!("{}-tenant-acme", shared.consumer_group)
+    );
+    assert_eq!(acme.dead_letter_topic, shared.dead_letter_topic);
+}
