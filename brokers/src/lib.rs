@@ -27,6 +27,10 @@ pub enum ConnectError {
     /// The settings name no usable backend.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The Prometheus exporter could not be started.
+    #[cfg(feature = "prometheus")]
+    #[error(transparent)]
+    Metrics(#[from] event_bus_core::telemetry::prometheus::ExporterError),
     /// The backend's server could not be reached or set up.
     #[error("could not connect the {backend} backend: {source}")]
     Connect {
@@ -64,7 +68,19 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
 
 /// Builds the event bus that `settings` describe. On Redis Streams, idempotency keys are kept
 /// in Redis under `{topic prefix}-dedup:`, so every process of a consumer group shares them.
+///
+/// With `EVENT_BUS_METRICS_PORT` set, the Prometheus exporter is started first (feature
+/// `prometheus`; without it, a warning says the exporter is not compiled in).
 pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
+    #[cfg(feature = "prometheus")]
+    event_bus_core::telemetry::prometheus::start_exporter_from_settings(&settings)?;
+    #[cfg(not(feature = "prometheus"))]
+    if let Some(port) = settings.metrics_port {
+        tracing::warn!(
+            port,
+            "EVENT_BUS_METRICS_PORT is set, but this build has no Prometheus exporter (cargo feature `prometheus`)"
+        );
+    }
     let broker = connect_broker(&settings).await?;
     #[cfg(feature = "redis")]
     if settings.bus_type == BusType::Redis && settings.redis_channel_prefix.is_none() {

@@ -14,6 +14,8 @@ use crate::error::BusError;
 use crate::handler::{CatchPanicLayer, Handler};
 use crate::idempotency::{DedupStore, IdempotencyLayer, MemoryDedupStore};
 use crate::message::Message;
+use crate::telemetry::metrics::BusMetrics;
+use crate::telemetry::trace_context;
 use crate::topics::TopicNames;
 use crate::transport::{Broker, SubscriptionConfig};
 
@@ -25,12 +27,14 @@ pub struct EventBus {
     topics: TopicNames,
     dedup: Option<Arc<dyn DedupStore>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
+    metrics: BusMetrics,
 }
 
 impl EventBus {
     /// A bus over `broker`, deduplicating in memory.
     pub fn new(broker: Arc<dyn Broker>, settings: BusSettings) -> Self {
         Self {
+            metrics: BusMetrics::new(broker.name()),
             broker,
             topics: settings.topic_names(),
             settings,
@@ -82,12 +86,37 @@ impl EventBus {
         async {
             let started = Instant::now();
             let result = match self.encode(event) {
-                Ok(message) => self.broker.publish(topic, message).await,
+                Ok(mut message) => {
+                    trace_context::inject(&tracing::Span::current(), &mut message.headers);
+                    self.broker.publish(topic, message).await
+                }
                 Err(error) => Err(error),
             };
-            tracing::Span::current().record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
-            if let Err(error) = &result {
-                tracing::warn!(%error, "publish failed");
+            let elapsed = started.elapsed();
+            tracing::Span::current().record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+            self.metrics
+                .published(&event.event_type, result.is_ok(), elapsed);
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            match &result {
+                Ok(()) => tracing::info!(
+                    target: "event_bus",
+                    operation = "publish",
+                    eventType = %event.event_type,
+                    eventId = %event.id,
+                    aggregateId = %event.aggregate_id,
+                    latencyMs = latency_ms,
+                    "event published"
+                ),
+                Err(error) => tracing::warn!(
+                    target: "event_bus",
+                    operation = "publish",
+                    eventType = %event.event_type,
+                    eventId = %event.id,
+                    aggregateId = %event.aggregate_id,
+                    latencyMs = latency_ms,
+                    %error,
+                    "publish failed"
+                ),
             }
             result
         }
@@ -102,7 +131,8 @@ impl EventBus {
         let mut batches: HashMap<String, (Vec<usize>, Vec<Message>)> = HashMap::new();
         for (index, event) in events.iter().enumerate() {
             match self.encode(event) {
-                Ok(message) => {
+                Ok(mut message) => {
+                    trace_context::inject(&tracing::Span::current(), &mut message.headers);
                     let batch = batches
                         .entry(self.topics.topic(&event.event_type))
                         .or_default();
@@ -113,8 +143,12 @@ impl EventBus {
             }
         }
         for (topic, (indexes, messages)) in batches {
+            let started = Instant::now();
             let outcomes = self.broker.publish_batch(&topic, messages).await;
+            let elapsed = started.elapsed();
             for (index, outcome) in indexes.into_iter().zip(outcomes) {
+                self.metrics
+                    .published(&events[index].event_type, outcome.is_ok(), elapsed);
                 results[index] = Some(outcome);
             }
         }
@@ -153,6 +187,17 @@ impl EventBus {
         .ordering(self.settings.enable_ordering)
         .dead_letter_topic(self.topics.dead_letter_topic())
         .max_delivery_attempts(self.settings.dead_letter_max_retries)
+    }
+
+    /// A subscription of the handler named `handler_name` to `event_type` that handles only
+    /// the events of `tenant`, in a consumer group of that tenant's own.
+    pub fn tenant_subscription(
+        &self,
+        event_type: &str,
+        handler_name: &str,
+        tenant: &str,
+    ) -> SubscriptionConfig {
+        self.subscription(event_type, handler_name).tenant(tenant)
     }
 
     /// Starts handling the subscription's events with `handler` in the background.

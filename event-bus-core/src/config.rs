@@ -10,6 +10,45 @@ use serde::Deserialize;
 
 use crate::topics::TopicNames;
 
+/// Every environment variable the project reads (the bus, the event store, the CLI, the sagas
+/// and logging), as the README's configuration tables document them.
+pub const VARIABLES: &[&str] = &[
+    "EVENT_BUS_TYPE",
+    "EVENT_BUS_TOPIC_PREFIX",
+    "EVENT_BUS_SUBSCRIPTION_PREFIX",
+    "EVENT_BUS_ENABLE_ORDERING",
+    "EVENT_BUS_ENABLE_BATCHING",
+    "DEAD_LETTER_TOPIC",
+    "DEAD_LETTER_MAX_RETRIES",
+    "EVENT_BUS_MAX_MESSAGE_BYTES",
+    "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
+    "EVENT_BUS_ACK_DEADLINE_SECONDS",
+    "REDIS_EVENT_URL",
+    "REDIS_CHANNEL_PREFIX",
+    "REDIS_STREAM_MAX_LEN",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_CONSUMER_GROUP",
+    "RABBITMQ_URL",
+    "RABBITMQ_QUEUE_EXPIRES_SECONDS",
+    "GCP_PROJECT_ID",
+    "PUBSUB_EMULATOR_HOST",
+    "EVENT_BUS_METRICS_PORT",
+    "EVENT_BUS_LOG_FORMAT",
+    "RUST_LOG",
+    "DATABASE_URL",
+    "EVENT_STORE_SNAPSHOT_INTERVAL",
+    "EVENT_STORE_TTL_DAYS",
+    "EVENT_STORE_SCHEMA",
+    "ENABLE_SAGAS",
+    "SAGA_TIMEOUT_SECONDS",
+    "SAGA_MAX_STEP_ATTEMPTS",
+    "SAGA_MAX_COMPENSATION_ATTEMPTS",
+    "SAGA_RETRY_INITIAL_BACKOFF_MS",
+    "SAGA_RETRY_MAX_BACKOFF_MS",
+    "SAGA_DATABASE_URL",
+    "SAGA_DATABASE_SCHEMA",
+];
+
 /// Which backend carries the events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BusType {
@@ -138,6 +177,9 @@ pub struct BusSettings {
     pub event_store_ttl_days: Option<u32>,
     /// `DATABASE_URL`: PostgreSQL of the event store, outbox and parked dead letters.
     pub database_url: String,
+    /// `EVENT_BUS_METRICS_PORT`: serve Prometheus metrics on `127.0.0.1` at this port (feature
+    /// `prometheus`; default: no exporter).
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Default, Deserialize)]
@@ -164,6 +206,7 @@ struct RawSettings {
     event_store_snapshot_interval: Option<u64>,
     event_store_ttl_days: Option<u32>,
     database_url: Option<String>,
+    event_bus_metrics_port: Option<u16>,
 }
 
 impl Default for BusSettings {
@@ -264,6 +307,7 @@ impl BusSettings {
                 .database_url
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+            metrics_port: raw.event_bus_metrics_port,
         })
     }
 
@@ -336,6 +380,46 @@ mod tests {
         assert_eq!(
             settings.database_url,
             "postgres://app@127.0.0.1:5433/events"
+        );
+    }
+
+    /// Variable names in the first column of the README's tables.
+    fn readme_variables() -> std::collections::BTreeSet<String> {
+        include_str!("../../README.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_variables() {
+        let listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(listed.len(), VARIABLES.len(), "a variable is listed twice");
+        assert_eq!(readme_variables(), listed);
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_listed_variable() {
+        let settings = BusSettings::from_vars([
+            ("EVENT_BUS_METRICS_PORT", "9464"),
+            ("REDIS_STREAM_MAX_LEN", "1000"),
+            ("RABBITMQ_QUEUE_EXPIRES_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(settings.metrics_port, Some(9464));
+        assert_eq!(settings.redis_stream_max_len, Some(1000));
+        assert_eq!(
+            settings.rabbitmq_queue_expiry,
+            Some(Duration::from_secs(60))
         );
     }
 

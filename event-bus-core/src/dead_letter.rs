@@ -33,6 +33,9 @@ pub enum DeadLetterReason {
     PermanentFailure,
     /// Every allowed delivery attempt failed.
     MaxAttemptsExceeded,
+    /// The envelope names another tenant than the subscription (and the message's
+    /// `tenant_id` attribute) does; the handler was not called.
+    TenantMismatch,
 }
 
 impl DeadLetterReason {
@@ -43,6 +46,7 @@ impl DeadLetterReason {
             Self::Oversize => "oversize",
             Self::PermanentFailure => "permanent-failure",
             Self::MaxAttemptsExceeded => "max-attempts-exceeded",
+            Self::TenantMismatch => "tenant-mismatch",
         }
     }
 }

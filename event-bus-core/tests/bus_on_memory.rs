@@ -104,3 +104,72 @@ async fn the_harness_waits_for_published_messages_and_reports_backlog() {
     assert_eq!(broker.backlog(&topic, &group), 0);
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_open_circuit_delays_events_without_dead_lettering_them() {
+    use event_bus_core::handler::{CircuitBreakerLayer, CircuitState};
+    use tower_layer::Layer;
+
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let breaker = CircuitBreakerLayer::new(1, Duration::from_millis(200));
+    let calls = Arc::new(AtomicU32::new(0));
+    let handler = {
+        let calls = Arc::clone(&calls);
+        handler_fn(move |_| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Err(HandlerError::retryable("downstream unavailable"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    };
+    let config = bus
+        .subscription("order.placed", "billing")
+        .retry(quick_retry())
+        .max_delivery_attempts(2);
+    let subscription = bus.subscribe(config, breaker.layer(handler)).await.unwrap();
+    for n in 0..5 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+
+    let stats = subscription
+        .stats()
+        .wait_until(TIMEOUT, |s| s.handled == 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.dead_lettered, 0,
+        "waiting for the circuit is no attempt: {stats}"
+    );
+    assert_eq!(stats.failed, 1, "{stats}");
+    assert!(
+        stats.retried >= 2,
+        "the failed event and the ones arriving while open wait: {stats}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        6,
+        "the handler is not called while the circuit is open"
+    );
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert!(broker.messages(bus.topics().dead_letter_topic()).is_empty());
+    bus.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_tenant_subscription_filters_in_a_group_of_its_own() {
+    let bus = EventBus::new(Arc::new(InMemoryBroker::new()), BusSettings::default());
+    let shared = bus.subscription("order.placed", "billing");
+    let acme = bus.tenant_subscription("order.placed", "billing", "acme");
+    assert_eq!(acme.tenant.as_deref(), Some("acme"));
+    assert_eq!(acme.topic, shared.topic);
+    assert_eq!(
+        acme.consumer_group,
+        format!("{}-tenant-acme", shared.consumer_group)
+    );
+    assert_eq!(acme.dead_letter_topic, shared.dead_letter_topic);
+}

@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,7 +29,6 @@ use event_bus_core::{
     Subscription, SubscriptionConfig, SubscriptionHandle, typed,
 };
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
 
 const WAIT: Duration = Duration::from_secs(30);
 const USERS: [(&str, &str, &str); 3] = [
@@ -75,13 +73,11 @@ impl DomainEvent for UserRegistered {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // RUST_LOG filters (default `warn`); EVENT_BUS_LOG_FORMAT=json logs JSON lines.
+    if let Err(error) = event_bus_core::telemetry::logging::init_logging("warn") {
+        eprintln!("user-registration: {error}");
+        return ExitCode::FAILURE;
+    }
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -243,38 +243,3 @@ pub async fn per_key_order_is_kept(target: &(impl ConformanceTarget + ?Sized)) {
     }
     bus.shutdown().await.expect("shutdown");
 }
-
-/// A subscription with a tenant filter handles only that tenant's events: another tenant's
-/// events, published first and handled one at a time, never reach the handler.
-pub async fn a_tenant_filter_skips_other_tenants(target: &(impl ConformanceTarget + ?Sized)) {
-    let fixture = Fixture::new(target);
-    let bus = fixture.bus().await;
-    let recorder = Recorder::new();
-    let config = fixture
-        .subscription("tenant.event", "acme-only")
-        .tenant("acme")
-        .max_in_flight(1);
-    bus.subscribe(config, recorder.clone())
-        .await
-        .expect("subscribe");
-    let event = |tenant: &str, n: u32| {
-        crate::envelope::EventEnvelope::builder("tenant.event", serde_json::json!({"n": n}))
-            .tenant_id(tenant)
-            .build()
-    };
-    let globex: Vec<_> = (0..5).map(|n| event("globex", n)).collect();
-    let acme: Vec<_> = (0..5).map(|n| event("acme", n)).collect();
-    publish_all(&bus, &globex).await;
-    publish_all(&bus, &acme).await;
-
-    let received = recorder
-        .wait_for(5, TIMEOUT)
-        .await
-        .expect("acme's events arrive");
-    assert_eq!(
-        ids(&received),
-        ids(&acme),
-        "only acme's events may be handled"
-    );
-    bus.shutdown().await.expect("shutdown");
-}

@@ -8,7 +8,9 @@ mod delivery;
 mod failures;
 mod fixture;
 mod lifecycle;
+mod observability;
 mod restart;
+mod tenancy;
 
 use std::sync::Arc;
 
@@ -21,7 +23,9 @@ pub use delivery::*;
 pub use failures::*;
 pub use fixture::{Fixture, TIMEOUT};
 pub use lifecycle::*;
+pub use observability::*;
 pub use restart::*;
+pub use tenancy::*;
 
 /// A server under test.
 #[async_trait]
@@ -56,7 +60,8 @@ macro_rules! conformance_tests {
             every_consumer_group_gets_every_event,
             a_new_group_receives_earlier_events,
             per_key_order_is_kept,
-            a_tenant_filter_skips_other_tenants,
+            a_tenant_never_handles_another_tenants_events,
+            trace_context_headers_reach_the_consumer,
             nack_redelivers_and_loses_nothing,
             a_closed_group_resumes_where_it_left_off,
             concurrent_subscribe_and_close_is_safe,

@@ -16,7 +16,9 @@ use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport};
 use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
-use crate::handler::{Handler, HandlerError, HandlerPanicked};
+use crate::handler::{CircuitOpen, Handler, HandlerError, HandlerPanicked};
+use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
+use crate::telemetry::trace_context;
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
 
 /// Pause after the subscription reports a broker error, before asking again.
@@ -30,6 +32,7 @@ pub(crate) struct Worker {
     pub(crate) stats: Arc<SubscriptionStats>,
     pub(crate) max_message_bytes: usize,
     pub(crate) backend: &'static str,
+    metrics: BusMetrics,
     first_failures: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
@@ -48,6 +51,7 @@ impl Worker {
             stats: Arc::default(),
             max_message_bytes,
             backend,
+            metrics: BusMetrics::new(backend),
             first_failures: Mutex::default(),
         }
     }
@@ -104,6 +108,12 @@ impl Worker {
     async fn process(&self, delivery: Box<dyn Delivery>) {
         self.stats.record(Outcome::Received);
         let message = delivery.message();
+        let event_type = message
+            .headers
+            .get(wire_headers::EVENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN_EVENT_TYPE.to_owned());
+        let event_type = event_type.as_str();
         if message.size() > self.max_message_bytes {
             let error = BusError::MessageTooLarge {
                 size: message.size(),
@@ -111,8 +121,21 @@ impl Worker {
             }
             .to_string();
             return self
-                .dead_letter(delivery, DeadLetterReason::Oversize, error, None)
+                .dead_letter(
+                    delivery,
+                    event_type,
+                    DeadLetterReason::Oversize,
+                    error,
+                    None,
+                )
                 .await;
+        }
+        if let Some(tenant) = &self.config.tenant
+            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+        {
+            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
+            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
@@ -120,6 +143,7 @@ impl Worker {
                 return self
                     .dead_letter(
                         delivery,
+                        event_type,
                         DeadLetterReason::MalformedPayload,
                         error.to_string(),
                         None,
@@ -130,8 +154,19 @@ impl Worker {
         if let Some(tenant) = &self.config.tenant
             && envelope.tenant_id.as_ref() != Some(tenant)
         {
-            tracing::debug!(event_id = %envelope.id, wanted = %tenant, "event of another tenant skipped");
-            return self.settle(delivery.ack().await, Outcome::Skipped);
+            let error = format!(
+                "event of tenant `{}` carried with the attribute of tenant `{tenant}`",
+                envelope.tenant_id.as_deref().unwrap_or_default()
+            );
+            return self
+                .dead_letter(
+                    delivery,
+                    event_type,
+                    DeadLetterReason::TenantMismatch,
+                    error,
+                    Some(&envelope),
+                )
+                .await;
         }
 
         let span = tracing::info_span!(
@@ -146,12 +181,16 @@ impl Worker {
             attempt = delivery.attempt(),
             outcome = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        trace_context::continue_trace(&span, &delivery.message().headers);
         self.handle(delivery, envelope).instrument(span).await;
     }
 
     /// Runs the handler and settles the delivery by its outcome, inside the `event.handle` span.
     async fn handle(&self, delivery: Box<dyn Delivery>, envelope: EventEnvelope) {
+        let event_type = envelope.event_type.clone();
+        let event_type = event_type.as_str();
         let span = tracing::Span::current();
         let started = Instant::now();
         let outcome = AssertUnwindSafe(self.handler.handle(&envelope))
@@ -162,16 +201,58 @@ impl Worker {
                     &*payload,
                 )))
             });
-        span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+        let elapsed = started.elapsed();
+        span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+        self.metrics.handle_duration(event_type, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok(()) => tracing::info!(
+                target: "event_bus",
+                operation = "handle",
+                eventType = %envelope.event_type,
+                eventId = %envelope.id,
+                aggregateId = %envelope.aggregate_id,
+                latencyMs = latency_ms,
+                "event handled"
+            ),
+            // Routine for a retryable failure; a dead-lettering logs its own warning.
+            Err(error) => tracing::info!(
+                target: "event_bus",
+                operation = "handle",
+                eventType = %envelope.event_type,
+                eventId = %envelope.id,
+                aggregateId = %envelope.aggregate_id,
+                latencyMs = latency_ms,
+                %error,
+                "handler failed"
+            ),
+        }
         let error = match outcome {
             Ok(()) => {
                 span.record("outcome", "handled");
                 self.forget_failures(&envelope);
-                return self.settle(delivery.ack().await, Outcome::Handled);
+                return self.settle(event_type, delivery.ack().await, Outcome::Handled);
+            }
+            Err(HandlerError::Retryable(error)) if error.is::<CircuitOpen>() => {
+                // The handler was not called: wait for the circuit, whatever the attempt.
+                span.record("outcome", "circuit-open");
+                let delay = error
+                    .downcast_ref::<CircuitOpen>()
+                    .map_or(Duration::ZERO, |open| open.retry_in);
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "circuit open; retrying later"
+                );
+                return self.settle(
+                    event_type,
+                    delivery.nack(Nack::RequeueAfter(delay)).await,
+                    Outcome::Retried,
+                );
             }
             Err(error) => error,
         };
         self.stats.record(Outcome::Failed);
+        self.metrics.failed(event_type);
         let attempt = delivery.attempt();
         match error {
             HandlerError::Permanent(error) => {
@@ -179,6 +260,7 @@ impl Worker {
                 let error = error.to_string();
                 self.dead_letter(
                     delivery,
+                    event_type,
                     DeadLetterReason::PermanentFailure,
                     error,
                     Some(&envelope),
@@ -190,6 +272,7 @@ impl Worker {
                 let error = format!("{error} (after {attempt} attempts)");
                 self.dead_letter(
                     delivery,
+                    event_type,
                     DeadLetterReason::MaxAttemptsExceeded,
                     error,
                     Some(&envelope),
@@ -202,6 +285,7 @@ impl Worker {
                 let delay = self.config.retry.delay_after(attempt);
                 tracing::info!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
                 self.settle(
+                    event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,
                     Outcome::Retried,
                 );
@@ -214,6 +298,7 @@ impl Worker {
     async fn dead_letter(
         &self,
         delivery: Box<dyn Delivery>,
+        event_type: &str,
         reason: DeadLetterReason,
         error: String,
         envelope: Option<&EventEnvelope>,
@@ -222,6 +307,7 @@ impl Worker {
             tracing::error!(%reason, %error, topic = %self.config.topic, "no dead-letter topic configured; retrying");
             let delay = self.config.retry.delay_after(delivery.attempt());
             return self.settle(
+                event_type,
                 delivery.nack(Nack::RequeueAfter(delay)).await,
                 Outcome::Retried,
             );
@@ -247,12 +333,15 @@ impl Worker {
         match self.publisher.publish(topic, message).await {
             Ok(()) => {
                 tracing::warn!(%reason, error = %report.error, %event_id, dead_letter_topic = %topic, "event dead-lettered");
-                self.settle(delivery.ack().await, Outcome::DeadLettered);
+                self.metrics
+                    .dead_lettered(event_type, reason.as_str(), topic);
+                self.settle(event_type, delivery.ack().await, Outcome::DeadLettered);
             }
             Err(publish_error) => {
                 tracing::error!(%publish_error, %event_id, "dead-lettering failed; the event will be redelivered");
                 let delay = self.config.retry.delay_after(delivery.attempt());
                 self.settle(
+                    event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,
                     Outcome::Retried,
                 );
@@ -260,9 +349,17 @@ impl Worker {
         }
     }
 
-    fn settle(&self, result: Result<(), BusError>, outcome: Outcome) {
+    fn settle(&self, event_type: &str, result: Result<(), BusError>, outcome: Outcome) {
         match result {
-            Ok(()) => self.stats.record(outcome),
+            Ok(()) => {
+                self.stats.record(outcome);
+                match outcome {
+                    Outcome::Handled => self.metrics.handled(event_type),
+                    Outcome::Skipped => self.metrics.skipped(event_type),
+                    Outcome::Retried => self.metrics.retried(event_type),
+                    Outcome::Received | Outcome::Failed | Outcome::DeadLettered => {}
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it")
             }

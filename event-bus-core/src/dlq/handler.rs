@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::error::BusError;
 use crate::store::StoreError;
+use crate::telemetry::metrics::BusMetrics;
 use crate::transport::{Broker, Nack, SubscriptionConfig};
 
 use super::{DeadLetter, DeadLetterStats, ParkedStore};
@@ -204,6 +205,7 @@ impl DeadLetterHandler {
             match self.process(letter).await {
                 Ok(_) => {
                     delivery.ack().await?;
+                    BusMetrics::new(self.broker.name()).dead_letter_removed(&config.topic);
                     handled += 1;
                 }
                 Err(error) => {

@@ -1,6 +1,7 @@
 //! What consumes events: the [`Handler`] trait, its outcome, and adapters from closures.
 
 mod catch_panic;
+mod circuit_breaker;
 mod handler_fn;
 mod typed;
 
@@ -12,6 +13,7 @@ use crate::envelope::EventEnvelope;
 use crate::error::BoxError;
 
 pub use catch_panic::{CatchPanic, CatchPanicLayer, HandlerPanicked};
+pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen, CircuitState};
 pub use handler_fn::{HandlerFn, handler_fn};
 pub use typed::{Typed, typed};
 

@@ -19,7 +19,9 @@ pub struct SubscriptionConfig {
     pub dead_letter_topic: Option<String>,
     /// Attempts before a failing event is dead-lettered.
     pub max_delivery_attempts: u32,
-    /// Only events of this tenant are handled; others are acknowledged and skipped.
+    /// Only events whose `tenant_id` attribute names this tenant are handled; others are
+    /// acknowledged and skipped, and an event whose envelope names another tenant than its
+    /// attribute is dead-lettered (`tenant-mismatch`).
     pub tenant: Option<String>,
 }
 
@@ -73,10 +75,35 @@ impl SubscriptionConfig {
         self
     }
 
-    /// Handles only events of this tenant.
+    /// Handles only events of this tenant, in a consumer group of its own
+    /// (`{group}-tenant-{tenant}`): members filtering for different tenants never share a
+    /// group, where one would acknowledge away the events the other should handle.
     #[must_use]
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        let tenant = tenant.into();
+        if let Some(previous) = &self.tenant
+            && let Some(base) = self
+                .consumer_group
+                .strip_suffix(&format!("-tenant-{previous}"))
+        {
+            self.consumer_group = base.to_owned();
+        }
+        self.consumer_group = format!("{}-tenant-{tenant}", self.consumer_group);
+        self.tenant = Some(tenant);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_subscription_has_a_consumer_group_of_its_own() {
+        let acme = SubscriptionConfig::new("t", "g").tenant("acme");
+        assert_eq!(acme.consumer_group, "g-tenant-acme");
+        assert_eq!(acme.tenant.as_deref(), Some("acme"));
+        let moved = acme.tenant("globex");
+        assert_eq!(moved.consumer_group, "g-tenant-globex");
     }
 }

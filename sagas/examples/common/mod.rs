@@ -140,12 +140,7 @@ pub async fn show_duplicate<E: DomainEvent>(
     }
 }
 
-/// Quiet logs unless RUST_LOG says otherwise.
+/// Quiet logs unless RUST_LOG says otherwise; JSON lines with EVENT_BUS_LOG_FORMAT=json.
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .init();
+    event_bus_core::telemetry::logging::init_logging("error").expect("logging set up");
 }
