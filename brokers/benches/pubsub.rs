@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the Pub/Sub benchmark.
+fn main() {}
