@@ -38,7 +38,8 @@
 //!
 //! Limits: Pub/Sub keeps messages only for subscriptions that exist when they are published,
 //! so a new group does not receive earlier events; that holds for the dead-letter topic too
-//! (`eventbus setup` creates its subscription). The emulator keeps everything in memory.
+//! (subscribe its inspecting group before failures happen). The emulator keeps everything in
+//! memory.
 
 mod admin;
 mod attributes;
