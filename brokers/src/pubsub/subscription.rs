@@ -144,9 +144,12 @@ impl PubSubSubscription {
             && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
         {
             tracing::debug!(wanted = %tenant, "pubsub: a message of another tenant acknowledged unseen");
-            if let Err(status) = received.ack().await {
-                tracing::debug!(%status, "pubsub: acknowledging another tenant's message failed");
-            }
+            // Acknowledged in the background, so that `next` stays cancel-safe.
+            tokio::spawn(async move {
+                if let Err(status) = received.ack().await {
+                    tracing::debug!(%status, "pubsub: acknowledging another tenant's message failed");
+                }
+            });
             return None;
         }
         let published =
