@@ -3,7 +3,8 @@
 use event_bus_core::{BusError, SubscriptionConfig};
 use gcloud_gax::grpc::{Code, Status};
 use gcloud_googleapis::pubsub::v1::{
-    DeadLetterPolicy, Subscription as SubscriptionResource, UpdateSubscriptionRequest,
+    DeadLetterPolicy, ExpirationPolicy, Subscription as SubscriptionResource,
+    UpdateSubscriptionRequest,
 };
 use gcloud_pubsub::client::Client;
 use gcloud_pubsub::subscription::{Subscription, SubscriptionConfig as PubSubConfig};
@@ -20,6 +21,7 @@ pub(super) struct Admin {
 }
 
 /// What a subscription is created with, besides its topic.
+#[derive(Clone)]
 pub(super) struct Wanted {
     pub(super) ordering: bool,
     pub(super) filter: String,
@@ -139,6 +141,9 @@ impl Admin {
             enable_message_ordering: wanted.ordering,
             filter: wanted.filter.clone(),
             dead_letter_policy: wanted.dead_letter.clone(),
+            // A subscription of the bus never expires for lack of activity (GCP's default is
+            // 31 days), since its messages would be lost with it.
+            expiration_policy: Some(ExpirationPolicy { ttl: None }),
             ..PubSubConfig::default()
         };
         match subscription.create(topic_path, config, None).await {

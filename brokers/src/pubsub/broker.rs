@@ -176,12 +176,7 @@ impl Subscriber for PubSubBroker {
             .admin
             .wanted(config, self.options.ack_deadline_seconds());
         let subscription = self.admin.ensure_subscription(config, &wanted).await?;
-        let opened = PubSubSubscription::open(
-            self.admin.clone(),
-            subscription,
-            config,
-            wanted.ack_deadline_seconds,
-        );
+        let opened = PubSubSubscription::open(self.admin.clone(), subscription, config, wanted);
         Ok(Box::new(opened))
     }
 }

@@ -11,11 +11,12 @@ use chrono::DateTime;
 use event_bus_core::dead_letter::headers;
 use event_bus_core::envelope::wire_headers;
 use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
+use gcloud_gax::grpc::Code;
 use gcloud_pubsub::subscriber::ReceivedMessage;
 use gcloud_pubsub::subscription::Subscription as PubSubSubscriptionRef;
 use tokio::sync::{Notify, mpsc};
 
-use super::admin::Admin;
+use super::admin::{Admin, Wanted};
 use super::attributes::{from_pubsub, mark_native_dead_letter};
 use super::delivery::PubSubDelivery;
 use super::lease::{Leases, keep_leased, set_deadline};
@@ -109,17 +110,22 @@ impl PubSubSubscription {
         admin: Admin,
         subscription: PubSubSubscriptionRef,
         config: &SubscriptionConfig,
-        ack_deadline_seconds: i32,
+        wanted: Wanted,
     ) -> Self {
         let in_flight = config.max_in_flight.max(1);
         let leases = Arc::new(Leases::default());
         keep_leased(
             Arc::downgrade(&leases),
             subscription.clone(),
-            ack_deadline_seconds,
+            wanted.ack_deadline_seconds,
         );
         let (sender, received) = mpsc::channel(in_flight);
-        tokio::spawn(pull(subscription.clone(), sender));
+        let recreate = Recreate {
+            admin: admin.clone(),
+            config: config.clone(),
+            wanted,
+        };
+        tokio::spawn(pull(subscription.clone(), sender, recreate));
         Self {
             shared: Arc::new(Shared {
                 subscription,
@@ -276,13 +282,22 @@ impl Drop for PubSubSubscription {
     }
 }
 
+/// How to create the subscription again when it vanished (an emulator restarted, a
+/// subscription deleted by hand).
+struct Recreate {
+    admin: Admin,
+    config: SubscriptionConfig,
+    wanted: Wanted,
+}
+
 /// Pulls (a long poll) as many messages as there is room for, until the receiver is gone.
 /// What a pull brings after the subscription closed is handed back to Pub/Sub at once: the
 /// pull is not cancelled, since messages the server already gave a cancelled pull would wait
-/// out their ack deadline.
+/// out their ack deadline. A subscription that no longer exists is created again.
 async fn pull(
     subscription: PubSubSubscriptionRef,
     sender: mpsc::Sender<Result<ReceivedMessage, BusError>>,
+    recreate: Recreate,
 ) {
     let mut failures = 0_u32;
     loop {
@@ -311,7 +326,19 @@ async fn pull(
             Err(_) if sender.is_closed() => return,
             Err(status) => {
                 failures += 1;
-                let error = super::request_error("pull", &subscription.id(), status);
+                let error = if status.code() == Code::NotFound {
+                    tracing::warn!(subscription = %subscription.id(), "pubsub: the subscription is gone; creating it again");
+                    match recreate
+                        .admin
+                        .ensure_subscription(&recreate.config, &recreate.wanted)
+                        .await
+                    {
+                        Ok(_) => super::request_error("pull", &subscription.id(), status),
+                        Err(error) => error,
+                    }
+                } else {
+                    super::request_error("pull", &subscription.id(), status)
+                };
                 if sender.send(Err(error)).await.is_err() {
                     return;
                 }
