@@ -2,14 +2,16 @@
 # Makes sure the broker servers the tests use are up on 127.0.0.1. A server already running is
 # used as it is; a missing one is installed from Debian's packages and started, and whatever
 # this script started is stopped by PID when the calling script exits.
-# Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres (ports: REDIS_PORT,
-# RABBITMQ_PORT, POSTGRES_PORT).
+# Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres, ensure_pubsub_emulator
+# (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT).
 
 SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
 chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
 REDIS_PORT=${REDIS_PORT:-6379}
 RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
 POSTGRES_PORT=${POSTGRES_PORT:-5432}
+PUBSUB_EMULATOR_PORT=${PUBSUB_EMULATOR_PORT:-8085}
+PUBSUB_EMULATOR_BIN=${PUBSUB_EMULATOR_BIN:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
 STARTED_PIDS=()
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -95,4 +97,34 @@ ensure_postgres() {
   STARTED_PIDS+=("$(head -1 "$data/postmaster.pid")")
   wait_for_port postgres "$POSTGRES_PORT" 30
   echo "postgres: started PID $(head -1 "$data/postmaster.pid") on 127.0.0.1:$POSTGRES_PORT"
+}
+
+ensure_pubsub_emulator() {
+  if port_open "$PUBSUB_EMULATOR_PORT"; then
+    echo "pubsub: using the emulator on 127.0.0.1:$PUBSUB_EMULATOR_PORT"; return 0
+  fi
+  if [ ! -x "$PUBSUB_EMULATOR_BIN" ]; then
+    echo "error: the Google Cloud Pub/Sub emulator is missing: no executable at $PUBSUB_EMULATOR_BIN" >&2
+    echo "       install it (gcloud components install pubsub-emulator, or Debian's google-cloud-cli-pubsub-emulator; it needs Java 17)" >&2
+    echo "       or set PUBSUB_EMULATOR_BIN, or start one on 127.0.0.1:$PUBSUB_EMULATOR_PORT yourself" >&2
+    return 1
+  fi
+  local data="$SERVICES_DIR/pubsub"
+  mkdir -p "$data"
+  "$PUBSUB_EMULATOR_BIN" --host=127.0.0.1 --port="$PUBSUB_EMULATOR_PORT" --data-dir="$data" \
+    >"$data/emulator.log" 2>&1 &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  for _ in $(seq 120); do
+    if curl -fsS "http://127.0.0.1:$PUBSUB_EMULATOR_PORT/" 2>/dev/null | grep -q Ok; then
+      echo "pubsub: started the emulator, PID $pid, on 127.0.0.1:$PUBSUB_EMULATOR_PORT"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "error: the Pub/Sub emulator exited; its log:" >&2; cat "$data/emulator.log" >&2; return 1
+    fi
+    sleep 1
+  done
+  echo "error: the Pub/Sub emulator did not answer on 127.0.0.1:$PUBSUB_EMULATOR_PORT within 120s" >&2
+  return 1
 }

@@ -4,7 +4,9 @@
 #
 # Redis, RabbitMQ and PostgreSQL run against real servers on 127.0.0.1: a server already
 # running is used; a missing one is installed from Debian's packages, started, and stopped by
-# PID at exit (scripts/services.sh). Restart tests start servers of their own.
+# PID at exit (scripts/services.sh). The Pub/Sub tests use Google's emulator on 127.0.0.1:8085,
+# started the same way when it is installed (a clear error when it is not). Restart tests
+# start servers of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -21,11 +23,15 @@ step "broker servers"
 ensure_redis
 ensure_postgres
 ensure_rabbitmq
+ensure_pubsub_emulator
+export PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT"
 
 step "the demo, as the README runs it, on every backend"
 cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-$$" cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=rabbitmq EVENT_BUS_TOPIC_PREFIX="demo-$$" RABBITMQ_QUEUE_EXPIRES_SECONDS=60 \
+  cargo run --locked -p event-bus-examples --bin user-registration
+EVENT_BUS_TYPE=pubsub PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT" EVENT_BUS_TOPIC_PREFIX="demo-$$" \
   cargo run --locked -p event-bus-examples --bin user-registration
 
 step "the saga examples, on every backend"

@@ -7,6 +7,8 @@ use event_bus_core::{
     Broker, BusError, BusSettings, BusType, ConfigError, EventBus, InMemoryBroker,
 };
 
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
@@ -19,6 +21,8 @@ pub const AVAILABLE: &[BusType] = &[
     BusType::Redis,
     #[cfg(feature = "rabbitmq")]
     BusType::RabbitMq,
+    #[cfg(feature = "pubsub")]
+    BusType::PubSub,
 ];
 
 /// Why a bus could not be built.
@@ -50,6 +54,8 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
         BusType::Redis => redis::connect(settings).await,
         #[cfg(feature = "rabbitmq")]
         BusType::RabbitMq => rabbitmq::connect(settings).await,
+        #[cfg(feature = "pubsub")]
+        BusType::PubSub => pubsub::connect(settings).await,
         #[allow(unreachable_patterns)]
         _ => {
             return Err(ConfigError::BackendNotCompiled {

@@ -1,0 +1,198 @@
+//! The Pub/Sub broker: options, the client, publishing and opening group subscriptions.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_bus_core::{
+    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
+    SubscriptionConfig,
+};
+use gcloud_gax::conn::{ConnectionOptions, Environment};
+use gcloud_pubsub::apiv1::conn_pool::PUBSUB;
+use gcloud_pubsub::client::{Client, ClientConfig};
+use token_source::NoopTokenSourceProvider;
+
+use super::PubSubError;
+use super::admin::Admin;
+use super::sender::Sender;
+use super::subscription::PubSubSubscription;
+
+/// Longest wait for the server to answer when connecting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The project id `GCP_PROJECT_ID` defaults to; on GCP the credentials' project is used instead.
+const DEFAULT_PROJECT: &str = "local-project";
+
+/// How the Pub/Sub backend connects and publishes.
+#[derive(Clone, Debug)]
+pub struct PubSubOptions {
+    /// The GCP project of every topic and subscription.
+    pub project_id: String,
+    /// `host:port` of the emulator; `None` is real GCP with application default credentials.
+    pub emulator_host: Option<String>,
+    /// Publish with the message key (the aggregate id) as the ordering key.
+    pub ordering_keys: bool,
+    /// Put concurrent publishes to a topic into one request.
+    pub batching: bool,
+    /// Ack deadline of subscriptions (10 to 600 seconds); deliveries in flight are kept leased.
+    pub ack_deadline: Duration,
+    /// Longest wait for the server when connecting.
+    pub connect_timeout: Duration,
+}
+
+impl PubSubOptions {
+    /// Options from `GCP_PROJECT_ID`, `PUBSUB_EMULATOR_HOST`, `EVENT_BUS_ENABLE_ORDERING`,
+    /// `EVENT_BUS_ENABLE_BATCHING` and `EVENT_BUS_ACK_DEADLINE_SECONDS`.
+    pub fn from_settings(settings: &BusSettings) -> Self {
+        Self {
+            project_id: settings.gcp_project_id.clone(),
+            emulator_host: settings.pubsub_emulator_host.clone(),
+            ordering_keys: settings.enable_ordering,
+            batching: settings.enable_batching,
+            ack_deadline: settings.ack_deadline,
+            connect_timeout: CONNECT_TIMEOUT,
+        }
+    }
+
+    fn ack_deadline_seconds(&self) -> i32 {
+        i32::try_from(self.ack_deadline.as_secs().clamp(10, 600)).unwrap_or(600)
+    }
+}
+
+/// Publishes to and consumes from Google Cloud Pub/Sub.
+pub struct PubSubBroker {
+    admin: Admin,
+    sender: Sender,
+    options: PubSubOptions,
+    closed: AtomicBool,
+}
+
+impl PubSubBroker {
+    /// Connects to the emulator or to GCP; an unreachable server fails within the connect
+    /// timeout with [`PubSubError::Unreachable`].
+    pub async fn connect(options: PubSubOptions) -> Result<Self, BusError> {
+        let client = client(&options).await?;
+        let admin = Admin { client };
+        Ok(Self {
+            sender: Sender::new(admin.clone(), options.ordering_keys, options.batching),
+            admin,
+            options,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The underlying `gcloud-pubsub` client, for administration.
+    pub fn client(&self) -> &Client {
+        &self.admin.client
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Closed("publisher"));
+        }
+        Ok(())
+    }
+}
+
+async fn client(options: &PubSubOptions) -> Result<Client, BusError> {
+    let emulated = options.emulator_host.is_some();
+    let endpoint = options
+        .emulator_host
+        .clone()
+        .unwrap_or_else(|| PUBSUB.to_owned());
+    let unreachable = |cause: String| {
+        BusError::backend(
+            "pubsub",
+            PubSubError::Unreachable {
+                endpoint: endpoint.clone(),
+                timeout: options.connect_timeout,
+                cause,
+            },
+        )
+    };
+    let mut config = ClientConfig {
+        pool_size: 2,
+        project_id: (emulated || options.project_id != DEFAULT_PROJECT)
+            .then(|| options.project_id.clone()),
+        environment: match &options.emulator_host {
+            Some(host) => Environment::Emulator(host.clone()),
+            None => Environment::GoogleCloud(Box::new(NoopTokenSourceProvider {})),
+        },
+        endpoint: PUBSUB.to_owned(),
+        connection_option: ConnectionOptions {
+            connect_timeout: Some(options.connect_timeout),
+            ..ConnectionOptions::default()
+        },
+    };
+    if !emulated {
+        config = config
+            .with_auth()
+            .await
+            .map_err(|error| BusError::backend("pubsub", PubSubError::Setup(error.to_string())))?;
+    }
+    match tokio::time::timeout(options.connect_timeout, Client::new(config)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(unreachable(error.to_string())),
+        Err(_) => Err(unreachable("timed out".to_owned())),
+    }
+}
+
+#[async_trait]
+impl Publisher for PubSubBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
+        self.check_open()?;
+        self.sender.publish(topic, &message).await
+    }
+
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<(), BusError>> {
+        if self.check_open().is_err() {
+            return messages
+                .iter()
+                .map(|_| Err(BusError::Closed("publisher")))
+                .collect();
+        }
+        self.sender.publish_batch(topic, &messages).await
+    }
+
+    /// Waits until every publish queued for a batch has its answer, then refuses more.
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.sender.close().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriber for PubSubBroker {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let wanted = self
+            .admin
+            .wanted(config, self.options.ack_deadline_seconds());
+        let subscription = self.admin.ensure_subscription(config, &wanted).await?;
+        let opened = PubSubSubscription::open(self.admin.clone(), subscription, config, wanted);
+        Ok(Box::new(opened))
+    }
+}
+
+impl Broker for PubSubBroker {
+    fn name(&self) -> &'static str {
+        "pubsub"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            consumer_groups: true,
+            per_key_ordering: self.options.ordering_keys,
+            persistent: self.options.emulator_host.is_none(),
+            new_subscriber_receives_old_messages: false,
+            can_restart_server: false,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! One member of a consumer group: a streaming pull, the tenant check, the per-key gate of
+//! ordered subscriptions, and what is handed out next.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use event_bus_core::dead_letter::headers;
+use event_bus_core::envelope::wire_headers;
+use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
+use gcloud_gax::grpc::Code;
+use gcloud_pubsub::subscriber::ReceivedMessage;
+use gcloud_pubsub::subscription::Subscription as PubSubSubscriptionRef;
+use tokio::sync::{Notify, mpsc};
+
+use super::admin::{Admin, Wanted};
+use super::attributes::{from_pubsub, mark_native_dead_letter};
+use super::delivery::PubSubDelivery;
+use super::lease::{Leases, keep_leased, set_deadline};
+
+/// Longest pause between pulls that fail.
+const MAX_PULL_PAUSE: Duration = Duration::from_secs(5);
+
+/// A received message waiting to be handed out.
+pub(super) struct Ready {
+    pub(super) received: ReceivedMessage,
+    pub(super) message: Message,
+    /// Times it was redelivered in place (ordered subscriptions) since Pub/Sub delivered it.
+    pub(super) redeliveries: u32,
+}
+
+impl Ready {
+    pub(super) fn key(&self) -> Option<&str> {
+        Some(self.received.message.ordering_key.as_str()).filter(|k| !k.is_empty())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Ready>,
+    /// Ordering keys with a delivery out, and the messages waiting behind it.
+    busy: HashMap<String, VecDeque<Ready>>,
+    /// Deliveries seen per message id, when Pub/Sub does not report attempts.
+    seen: HashMap<String, u32>,
+}
+
+/// What a subscription shares with its deliveries.
+pub(super) struct Shared {
+    pub(super) subscription: PubSubSubscriptionRef,
+    pub(super) ordering: bool,
+    pub(super) leases: Arc<Leases>,
+    pub(super) closed: AtomicBool,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts a message to be handed out again (a redelivery in place), ahead of the rest.
+    pub(super) fn redeliver(&self, ready: Ready) {
+        self.lock().ready.push_front(ready);
+        self.notify.notify_one();
+    }
+
+    /// The delivery of `key` was settled: the next message waiting behind it may go.
+    pub(super) fn release(&self, key: Option<&str>) {
+        let Some(key) = key.filter(|_| self.ordering) else {
+            return;
+        };
+        let mut state = self.lock();
+        let next = state.busy.get_mut(key).and_then(VecDeque::pop_front);
+        match next {
+            Some(next) => {
+                state.ready.push_back(next);
+                drop(state);
+                self.notify.notify_one();
+            }
+            None => {
+                state.busy.remove(key);
+            }
+        }
+    }
+
+    /// A message is done with for this group: forget its attempt count.
+    pub(super) fn forget(&self, message_id: &str) {
+        self.lock().seen.remove(message_id);
+    }
+}
+
+/// Receives a subscription's messages, pulled in the background.
+pub(super) struct PubSubSubscription {
+    shared: Arc<Shared>,
+    admin: Admin,
+    received: mpsc::Receiver<Result<ReceivedMessage, BusError>>,
+    tenant: Option<String>,
+    source_topics: HashMap<String, Option<String>>,
+}
+
+impl PubSubSubscription {
+    /// Starts pulling, at most the subscription's max in-flight messages ahead.
+    pub(super) fn open(
+        admin: Admin,
+        subscription: PubSubSubscriptionRef,
+        config: &SubscriptionConfig,
+        wanted: Wanted,
+    ) -> Self {
+        let in_flight = config.max_in_flight.max(1);
+        let leases = Arc::new(Leases::default());
+        keep_leased(
+            Arc::downgrade(&leases),
+            subscription.clone(),
+            wanted.ack_deadline_seconds,
+        );
+        let (sender, received) = mpsc::channel(in_flight);
+        let recreate = Recreate {
+            admin: admin.clone(),
+            config: config.clone(),
+            wanted,
+        };
+        tokio::spawn(pull(subscription.clone(), sender, recreate));
+        Self {
+            shared: Arc::new(Shared {
+                subscription,
+                ordering: config.ordering,
+                leases,
+                closed: AtomicBool::new(false),
+                state: Mutex::default(),
+                notify: Notify::new(),
+            }),
+            admin,
+            received,
+            tenant: config.tenant.clone(),
+            source_topics: HashMap::new(),
+        }
+    }
+
+    /// Takes a received message in: `None` when it is not to be handed out now (another
+    /// tenant's, or waiting behind its key).
+    async fn accept(&mut self, received: ReceivedMessage) -> Option<Ready> {
+        let mut message = from_pubsub(&received.message);
+        if let Some(tenant) = &self.tenant
+            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+        {
+            tracing::debug!(wanted = %tenant, "pubsub: a message of another tenant acknowledged unseen");
+            // Acknowledged in the background, so that `next` stays cancel-safe.
+            tokio::spawn(async move {
+                if let Err(status) = received.ack().await {
+                    tracing::debug!(%status, "pubsub: acknowledging another tenant's message failed");
+                }
+            });
+            return None;
+        }
+        let published =
+            received.message.publish_time.as_ref().and_then(|t| {
+                DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            });
+        if let Some(source) = mark_native_dead_letter(&mut message, published)
+            && let Some(topic) = self.source_topic(&source).await
+        {
+            message
+                .headers
+                .insert(headers::ORIGINAL_TOPIC.into(), topic);
+        }
+        self.shared.leases.hold(&received.ack_id);
+        let ready = Ready {
+            received,
+            message,
+            redeliveries: 0,
+        };
+        if !self.shared.ordering {
+            return Some(ready);
+        }
+        let Some(key) = ready.key().map(str::to_owned) else {
+            return Some(ready);
+        };
+        let mut state = self.shared.lock();
+        match state.busy.get_mut(&key) {
+            Some(waiting) => {
+                waiting.push_back(ready);
+                None
+            }
+            None => {
+                state.busy.insert(key, VecDeque::new());
+                Some(ready)
+            }
+        }
+    }
+
+    async fn source_topic(&mut self, subscription: &str) -> Option<String> {
+        if !self.source_topics.contains_key(subscription) {
+            let topic = self.admin.topic_of(subscription).await;
+            self.source_topics.insert(subscription.to_owned(), topic);
+        }
+        self.source_topics.get(subscription).cloned().flatten()
+    }
+
+    fn hand_out(&self, ready: Ready) -> Box<dyn Delivery> {
+        let attempt = match ready.received.delivery_attempt() {
+            Some(reported) => u32::try_from(reported).unwrap_or(u32::MAX),
+            None if ready.redeliveries == 0 => {
+                let mut state = self.shared.lock();
+                let seen = state
+                    .seen
+                    .entry(ready.received.message.message_id.clone())
+                    .or_default();
+                *seen += 1;
+                *seen
+            }
+            None => self
+                .shared
+                .lock()
+                .seen
+                .get(&ready.received.message.message_id)
+                .copied()
+                .unwrap_or(1),
+        };
+        let attempt = attempt.saturating_add(ready.redeliveries);
+        Box::new(PubSubDelivery::new(
+            Arc::clone(&self.shared),
+            ready,
+            attempt,
+        ))
+    }
+}
+
+#[async_trait]
+impl Subscription for PubSubSubscription {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
+        loop {
+            let ready = self.shared.lock().ready.pop_front();
+            if let Some(ready) = ready {
+                return Some(Ok(self.hand_out(ready)));
+            }
+            let received = tokio::select! {
+                received = self.received.recv() => received,
+                () = self.shared.notify.notified() => continue,
+            };
+            match received? {
+                Ok(received) => {
+                    if let Some(ready) = self.accept(received).await {
+                        return Some(Ok(self.hand_out(ready)));
+                    }
+                }
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+
+    /// Stops pulling and hands back everything received and not settled.
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let mut held = Vec::new();
+        self.received.close();
+        while let Ok(received) = self.received.try_recv() {
+            if let Ok(received) = received {
+                held.push(received.ack_id);
+            }
+        }
+        {
+            let mut state = self.shared.lock();
+            state.ready.clear();
+            state.busy.clear();
+        }
+        held.extend(self.shared.leases.take_all());
+        set_deadline(&self.shared.subscription, held, 0)
+            .await
+            .map_err(|status| super::request_error("nack", &self.shared.subscription.id(), status))
+    }
+}
+
+impl Drop for PubSubSubscription {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How to create the subscription again when it vanished (an emulator restarted, a
+/// subscription deleted by hand).
+struct Recreate {
+    admin: Admin,
+    config: SubscriptionConfig,
+    wanted: Wanted,
+}
+
+/// Pulls (a long poll) as many messages as there is room for, until the receiver is gone.
+/// What a pull brings after the subscription closed is handed back to Pub/Sub at once: the
+/// pull is not cancelled, since messages the server already gave a cancelled pull would wait
+/// out their ack deadline. A subscription that no longer exists is created again.
+async fn pull(
+    subscription: PubSubSubscriptionRef,
+    sender: mpsc::Sender<Result<ReceivedMessage, BusError>>,
+    recreate: Recreate,
+) {
+    let mut failures = 0_u32;
+    loop {
+        match sender.reserve().await {
+            Ok(permit) => drop(permit),
+            Err(_) => return,
+        }
+        let room = i32::try_from(sender.capacity().max(1)).unwrap_or(i32::MAX);
+        match subscription.pull(room, None).await {
+            Ok(messages) => {
+                failures = 0;
+                let mut messages = messages.into_iter();
+                while let Some(message) = messages.next() {
+                    if let Err(refused) = sender.send(Ok(message)).await {
+                        let mut back: Vec<String> = messages.map(|m| m.ack_id).collect();
+                        if let Ok(message) = refused.0 {
+                            back.push(message.ack_id);
+                        }
+                        if let Err(status) = set_deadline(&subscription, back, 0).await {
+                            tracing::debug!(%status, "pubsub: handing back messages pulled after close failed; they return when their deadline passes");
+                        }
+                        return;
+                    }
+                }
+            }
+            Err(_) if sender.is_closed() => return,
+            Err(status) => {
+                failures += 1;
+                let error = if status.code() == Code::NotFound {
+                    tracing::warn!(subscription = %subscription.id(), "pubsub: the subscription is gone; creating it again");
+                    match recreate
+                        .admin
+                        .ensure_subscription(&recreate.config, &recreate.wanted)
+                        .await
+                    {
+                        Ok(_) => super::request_error("pull", &subscription.id(), status),
+                        Err(error) => error,
+                    }
+                } else {
+                    super::request_error("pull", &subscription.id(), status)
+                };
+                if sender.send(Err(error)).await.is_err() {
+                    return;
+                }
+                let exponent = failures.saturating_sub(1).min(6);
+                let pause = (Duration::from_millis(100) * 2_u32.pow(exponent)).min(MAX_PULL_PAUSE);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
