@@ -137,6 +137,9 @@ pub struct BusSettings {
     pub kafka_replication_factor: i32,
     /// `KAFKA_SESSION_TIMEOUT_MS`: a consumer silent this long leaves its group (default 6000).
     pub kafka_session_timeout: Duration,
+    /// `KAFKA_MAX_POLL_INTERVAL_MS`: a consumer that asks for no event this long leaves its
+    /// group; also how long a rebalance waits for members (default 300000).
+    pub kafka_max_poll_interval: Duration,
     /// `RABBITMQ_URL`.
     pub rabbitmq_url: String,
     /// `RABBITMQ_QUEUE_EXPIRES_SECONDS`: the broker deletes queues unused this long (default: never).
@@ -177,6 +180,7 @@ struct RawSettings {
     kafka_topic_partitions: Option<i32>,
     kafka_replication_factor: Option<i32>,
     kafka_session_timeout_ms: Option<u64>,
+    kafka_max_poll_interval_ms: Option<u64>,
     rabbitmq_url: Option<String>,
     rabbitmq_queue_expires_seconds: Option<u64>,
     gcp_project_id: Option<String>,
@@ -275,6 +279,9 @@ impl BusSettings {
             kafka_replication_factor: raw.kafka_replication_factor.unwrap_or(1).max(1),
             kafka_session_timeout: Duration::from_millis(
                 raw.kafka_session_timeout_ms.unwrap_or(6000).max(1),
+            ),
+            kafka_max_poll_interval: Duration::from_millis(
+                raw.kafka_max_poll_interval_ms.unwrap_or(300_000).max(1),
             ),
             rabbitmq_url: raw
                 .rabbitmq_url

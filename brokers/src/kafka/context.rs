@@ -5,11 +5,15 @@ use std::sync::{Arc, Mutex};
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
+use tokio::sync::Notify;
+
 use super::offsets::OffsetTracker;
 
 /// Rebalance hooks of one group member.
 pub(super) struct GroupContext {
     pub(super) tracker: Arc<Mutex<OffsetTracker>>,
+    /// Signalled when the group assigned this member its partitions (possibly none).
+    pub(super) assigned: Arc<Notify>,
 }
 
 impl ClientContext for GroupContext {}
@@ -24,6 +28,12 @@ impl ConsumerContext for GroupContext {
             for element in partitions.elements() {
                 tracker.revoke(element.topic(), element.partition());
             }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.assigned.notify_one();
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct KafkaOptions {
     pub replication_factor: i32,
     /// `session.timeout.ms` of consumers: a silent member leaves its group after this long.
     pub session_timeout: Duration,
+    /// `max.poll.interval.ms`: a member that asks for no record this long leaves its group;
+    /// also how long the group waits for members to rejoin during a rebalance.
+    pub max_poll_interval: Duration,
     /// `message.timeout.ms`: how long a publish is tried before it fails.
     pub delivery_timeout: Duration,
     /// How long connecting waits for the cluster before failing.
@@ -52,6 +55,7 @@ impl KafkaOptions {
             partitions: settings.kafka_topic_partitions,
             replication_factor: settings.kafka_replication_factor,
             session_timeout: settings.kafka_session_timeout,
+            max_poll_interval: settings.kafka_max_poll_interval,
             delivery_timeout: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
         }
@@ -98,7 +102,11 @@ impl KafkaOptions {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", session.to_string())
-            .set("heartbeat.interval.ms", (session / 3).max(1).to_string());
+            .set("heartbeat.interval.ms", (session / 3).max(1).to_string())
+            .set(
+                "max.poll.interval.ms",
+                self.max_poll_interval.as_millis().max(session).to_string(),
+            );
         config
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::context::GroupContext;
@@ -19,6 +20,9 @@ use super::kafka_error;
 use super::offsets::OffsetTracker;
 use super::options::KafkaOptions;
 use super::publisher::KafkaPublisher;
+
+/// Shortest wait for the group to assign partitions before `subscribe` returns anyway.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Consumes one group's topic and retry topic.
 pub(super) struct KafkaSubscription {
@@ -51,8 +55,10 @@ impl KafkaSubscription {
         publisher.admin().ensure(&topics).await?;
 
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let assigned = Arc::new(Notify::new());
         let context = GroupContext {
             tracker: Arc::clone(&tracker),
+            assigned: Arc::clone(&assigned),
         };
         let consumer: StreamConsumer<GroupContext> = options
             .consumer_config(&config.consumer_group)
@@ -69,7 +75,7 @@ impl KafkaSubscription {
             topic: config.topic.clone(),
             settled: sender,
         });
-        Ok(Self {
+        let mut subscription = Self {
             consumer: Some(consumer),
             member,
             settled,
@@ -78,7 +84,39 @@ impl KafkaSubscription {
             delayed: BTreeMap::new(),
             arrivals: 0,
             busy_keys: HashMap::new(),
-        })
+        };
+        subscription
+            .wait_for_assignment(&assigned, (options.session_timeout * 2).max(JOIN_TIMEOUT))
+            .await?;
+        Ok(subscription)
+    }
+
+    /// Polls until the group assigned this member its partitions, so that a subscription is
+    /// a member of its group when `subscribe` returns (and closing it leaves the group
+    /// cleanly); records that arrive meanwhile wait in the subscription. After `timeout` it
+    /// returns anyway and joining goes on in the background.
+    async fn wait_for_assignment(
+        &mut self,
+        assigned: &Notify,
+        timeout: Duration,
+    ) -> Result<(), BusError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Some(consumer) = self.consumer.clone() else {
+            return Ok(());
+        };
+        loop {
+            tokio::select! {
+                () = assigned.notified() => return Ok(()),
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(topic = %self.member.topic, "kafka: no partition assignment yet; joining goes on in the background");
+                    return Ok(());
+                }
+                record = consumer.recv() => match record {
+                    Ok(record) => self.on_record(&record),
+                    Err(error) => return Err(kafka_error(error)),
+                },
+            }
+        }
     }
 
     fn delay(&mut self, due_at: u64, pending: Pending, key_held: bool) {
