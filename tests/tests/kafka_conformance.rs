@@ -8,7 +8,6 @@
 #![cfg(feature = "kafka")]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_brokers::kafka::{KafkaBroker, KafkaOptions};
