@@ -27,7 +27,6 @@ impl Kafka {
         let settings = BusSettings::from_vars([
             ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
             ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
-            ("KAFKA_MAX_POLL_INTERVAL_MS", "10000"),
             ("EVENT_BUS_ACK_DEADLINE_SECONDS", "10"),
         ])
         .expect("settings");
