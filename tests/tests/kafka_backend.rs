@@ -182,7 +182,7 @@ async fn a_delayed_retry_waits_on_the_retry_topic() {
         .await
         .unwrap();
 
-    // The copy is on the retry topic, with the bookkeeping headers.
+    // The copy is on the retry topic (its retry headers are read back, not passed on).
     let inspector = SubscriptionConfig::new(
         format!("{topic}.retry.{group}"),
         format!("{prefix}-inspector"),
