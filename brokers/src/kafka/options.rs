@@ -1,0 +1,112 @@
+//! How the Kafka backend connects, batches and names its clients, from `BusSettings`.
+
+use std::time::Duration;
+
+use event_bus_core::BusSettings;
+use rdkafka::ClientConfig;
+
+/// Longest a connect waits for the cluster's metadata before it reports the brokers unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often stored offsets of settled deliveries are committed in the background.
+const AUTO_COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Connection, producer and topic settings of the Kafka backend.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// `bootstrap.servers`, such as `127.0.0.1:9092`.
+    pub bootstrap_servers: String,
+    /// `client.id` of the producer and every consumer.
+    pub client_id: String,
+    /// `linger.ms`: how long the producer waits to fill a batch.
+    pub linger: Duration,
+    /// `batch.size` in bytes.
+    pub batch_size: usize,
+    /// `enable.idempotence`: no duplicates or reordering when the producer retries.
+    pub enable_idempotence: bool,
+    /// Partitions of topics the backend creates.
+    pub partitions: i32,
+    /// Replication factor of topics the backend creates.
+    pub replication_factor: i32,
+    /// `session.timeout.ms` of consumers: a silent member leaves its group after this long.
+    pub session_timeout: Duration,
+    /// `max.poll.interval.ms`: a member that asks for no record this long leaves its group;
+    /// also how long the group waits for members to rejoin during a rebalance.
+    pub max_poll_interval: Duration,
+    /// `message.timeout.ms`: how long a publish is tried before it fails.
+    pub delivery_timeout: Duration,
+    /// How long connecting waits for the cluster before failing.
+    pub connect_timeout: Duration,
+}
+
+impl KafkaOptions {
+    /// Options from `KAFKA_*` settings: batching off (`EVENT_BUS_ENABLE_BATCHING=false`) means no
+    /// linger; a publish is tried for `EVENT_BUS_ACK_DEADLINE_SECONDS`.
+    pub fn from_settings(settings: &BusSettings) -> Self {
+        Self {
+            bootstrap_servers: settings.kafka_bootstrap_servers.clone(),
+            client_id: settings.kafka_consumer_group.clone(),
+            linger: if settings.enable_batching {
+                settings.kafka_linger
+            } else {
+                Duration::ZERO
+            },
+            batch_size: settings.kafka_batch_size,
+            enable_idempotence: settings.kafka_enable_idempotence,
+            partitions: settings.kafka_topic_partitions,
+            replication_factor: settings.kafka_replication_factor,
+            session_timeout: settings.kafka_session_timeout,
+            max_poll_interval: settings.kafka_max_poll_interval,
+            delivery_timeout: settings.ack_deadline,
+            connect_timeout: CONNECT_TIMEOUT,
+        }
+    }
+
+    fn common(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
+            .set("log_level", "3");
+        config
+    }
+
+    /// Settings of the producer: every publish waits for all in-sync replicas.
+    pub(super) fn producer_config(&self) -> ClientConfig {
+        let mut config = self.common();
+        config
+            .set("acks", "all")
+            .set("linger.ms", self.linger.as_millis().to_string())
+            .set("batch.size", self.batch_size.to_string())
+            .set("enable.idempotence", self.enable_idempotence.to_string())
+            .set(
+                "message.timeout.ms",
+                self.delivery_timeout.as_millis().max(1).to_string(),
+            );
+        config
+    }
+
+    /// Settings of one consumer-group member: offsets are stored by the backend only for the
+    /// settled prefix of each partition, and committed from there; a new group starts at the
+    /// earliest offset.
+    pub(super) fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.common();
+        let session = self.session_timeout.as_millis().max(1);
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                AUTO_COMMIT_INTERVAL.as_millis().to_string(),
+            )
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 3).max(1).to_string())
+            .set(
+                "max.poll.interval.ms",
+                self.max_poll_interval.as_millis().max(session).to_string(),
+            );
+        config
+    }
+}

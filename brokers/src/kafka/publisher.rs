@@ -1,0 +1,125 @@
+//! Publishing: one record per message, keyed by aggregate id, each awaited until the broker
+//! acknowledged it; batches are enqueued together so the producer's linger can group them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use event_bus_core::{BusError, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::admin::TopicAdmin;
+use super::headers::record_headers;
+use super::options::KafkaOptions;
+use super::{KafkaError, kafka_error};
+
+/// The producer shared by a broker's publishing and its subscriptions' retries.
+pub(super) struct KafkaPublisher {
+    producer: FutureProducer,
+    admin: Arc<TopicAdmin>,
+    delivery_timeout: Duration,
+    closed: AtomicBool,
+}
+
+impl KafkaPublisher {
+    pub(super) fn new(options: &KafkaOptions, admin: Arc<TopicAdmin>) -> Result<Self, BusError> {
+        let producer = options.producer_config().create().map_err(kafka_error)?;
+        Ok(Self {
+            producer,
+            admin,
+            delivery_timeout: options.delivery_timeout,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn admin(&self) -> &TopicAdmin {
+        &self.admin
+    }
+
+    pub(super) fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Closed("publisher"));
+        }
+        Ok(())
+    }
+
+    /// Sends one message, with `extra` headers, and waits for the broker's acknowledgement.
+    pub(super) async fn send(
+        &self,
+        topic: &str,
+        message: &Message,
+        extra: &[(&str, String)],
+    ) -> Result<(), BusError> {
+        let headers = record_headers(message, extra);
+        let mut record = FutureRecord::to(topic)
+            .payload(message.payload.as_ref())
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_str());
+        }
+        self.producer
+            .send(record, Timeout::After(self.delivery_timeout))
+            .await
+            .map(drop)
+            .map_err(|(source, _)| {
+                BusError::backend(
+                    "kafka",
+                    KafkaError::Publish {
+                        topic: topic.to_owned(),
+                        source,
+                    },
+                )
+            })
+    }
+
+    /// Publishes one message of the bus.
+    pub(super) async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
+        self.check_open()?;
+        self.admin.ensure(&[topic]).await?;
+        self.send(topic, message, &[]).await
+    }
+
+    /// Publishes messages in order (records are enqueued in order, so per-key order holds)
+    /// and waits for every acknowledgement.
+    pub(super) async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: &[Message],
+    ) -> Vec<Result<(), BusError>> {
+        if self.check_open().is_err() {
+            return messages
+                .iter()
+                .map(|_| Err(BusError::Closed("publisher")))
+                .collect();
+        }
+        if let Err(error) = self.admin.ensure(&[topic]).await {
+            let error = Arc::new(error);
+            return messages
+                .iter()
+                .map(|_| {
+                    Err(BusError::backend(
+                        "kafka",
+                        KafkaError::Batch(Arc::clone(&error)),
+                    ))
+                })
+                .collect();
+        }
+        futures::future::join_all(messages.iter().map(|m| self.send(topic, m, &[]))).await
+    }
+
+    /// Refuses further publishing and flushes whatever the producer still holds.
+    pub(super) async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::SeqCst);
+        let producer = self.producer.clone();
+        let timeout = self.delivery_timeout;
+        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
+            .await
+            .map_err(|error| BusError::backend("kafka", error))?
+            .map_err(kafka_error)
+    }
+}
