@@ -14,6 +14,9 @@ source scripts/services.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A fresh build gains nothing from incremental compilation, which only costs disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
