@@ -35,7 +35,7 @@ fn settings(servers: &str, prefix: &str) -> BusSettings {
 
 async fn through_the_bus(servers: &str, prefix: &str) -> Measured {
     let settings = settings(servers, prefix);
-    let broker = KafkaBroker::connect(KafkaOptions::from_settings(&settings))
+    let broker = KafkaBroker::connect(KafkaOptions::from_settings(&settings).expect("settings"))
         .await
         .expect("connect");
     let bus = EventBus::new(Arc::new(broker), settings);

@@ -1,11 +1,10 @@
 //! Backends by name: [`connect`] builds the bus that `EVENT_BUS_TYPE` selects. Each broker
-//! backend sits behind the cargo feature of its name.
+//! backend sits behind the cargo feature of its name and reads its own variables; the
+//! [`registry`] maps names to the backends compiled in.
 
 use std::sync::Arc;
 
-use event_bus_core::{
-    Broker, BusError, BusSettings, BusType, ConfigError, EventBus, InMemoryBroker,
-};
+use event_bus_core::{Broker, BusSettings, ConfigError, EventBus};
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -15,24 +14,14 @@ pub mod pubsub;
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod registry;
 
-/// Backends compiled into this build.
-pub const AVAILABLE: &[BusType] = &[
-    BusType::Memory,
-    #[cfg(feature = "redis")]
-    BusType::Redis,
-    #[cfg(feature = "kafka")]
-    BusType::Kafka,
-    #[cfg(feature = "rabbitmq")]
-    BusType::RabbitMq,
-    #[cfg(feature = "pubsub")]
-    BusType::PubSub,
-];
+pub use registry::{BackendError, Connected};
 
 /// Why a bus could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The settings name no usable backend.
+    /// The settings name no usable backend, or the backend's settings are malformed.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The Prometheus exporter could not be started.
@@ -42,44 +31,34 @@ pub enum ConnectError {
     /// The backend's server could not be reached or set up.
     #[error("could not connect the {backend} backend: {source}")]
     Connect {
-        /// The backend.
-        backend: BusType,
+        /// The backend's name.
+        backend: &'static str,
         /// What went wrong.
-        source: BusError,
+        source: event_bus_core::BusError,
     },
 }
 
-/// Connects the broker that `settings.bus_type` names.
-pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, ConnectError> {
-    let backend = settings.bus_type;
-    let connected: Result<Arc<dyn Broker>, BusError> = match backend {
-        BusType::Memory => Ok(Arc::new(InMemoryBroker::new())),
-        #[cfg(feature = "redis")]
-        BusType::Redis => redis::connect(settings).await,
-        #[cfg(feature = "kafka")]
-        BusType::Kafka => kafka::connect(settings).await,
-        #[cfg(feature = "rabbitmq")]
-        BusType::RabbitMq => rabbitmq::connect(settings).await,
-        #[cfg(feature = "pubsub")]
-        BusType::PubSub => pubsub::connect(settings).await,
-        #[allow(unreachable_patterns)]
-        _ => {
-            return Err(ConfigError::BackendNotCompiled {
-                backend,
-                available: AVAILABLE
-                    .iter()
-                    .map(|b| b.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-            .into());
-        }
-    };
-    connected.map_err(|source| ConnectError::Connect { backend, source })
+/// Connects the backend that `settings` select, with the dedup store it offers.
+pub async fn connect_backend(settings: &BusSettings) -> Result<Connected, ConnectError> {
+    let backend = registry::selected(settings)?;
+    (backend.connect)(settings)
+        .await
+        .map_err(|error| match error {
+            BackendError::Config(error) => ConnectError::Config(error),
+            BackendError::Bus(source) => ConnectError::Connect {
+                backend: backend.name,
+                source,
+            },
+        })
 }
 
-/// Builds the event bus that `settings` describe. On Redis Streams, idempotency keys are kept
-/// in Redis under `{topic prefix}-dedup:`, so every process of a consumer group shares them.
+/// Connects the broker that `settings` select.
+pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, ConnectError> {
+    Ok(connect_backend(settings).await?.broker)
+}
+
+/// Builds the event bus that `settings` describe. A backend that keeps idempotency keys on its
+/// server (Redis Streams) shares them between every process of a consumer group.
 ///
 /// With `EVENT_BUS_METRICS_PORT` set, the Prometheus exporter is started first (feature
 /// `prometheus`; without it, a warning says the exporter is not compiled in).
@@ -93,19 +72,12 @@ pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
             "EVENT_BUS_METRICS_PORT is set, but this build has no Prometheus exporter (cargo feature `prometheus`)"
         );
     }
-    let broker = connect_broker(&settings).await?;
-    #[cfg(feature = "redis")]
-    if settings.bus_type == BusType::Redis && settings.redis_channel_prefix.is_none() {
-        let prefix = format!("{}-dedup", settings.topic_prefix);
-        let store = redis::RedisDedupStore::connect(&settings.redis_url, &prefix)
-            .await
-            .map_err(|source| ConnectError::Connect {
-                backend: BusType::Redis,
-                source,
-            })?;
-        return Ok(EventBus::new(broker, settings).with_dedup_store(Some(Arc::new(store))));
-    }
-    Ok(EventBus::new(broker, settings))
+    let connected = connect_backend(&settings).await?;
+    let bus = EventBus::new(connected.broker, settings);
+    Ok(match connected.dedup_store {
+        Some(store) => bus.with_dedup_store(Some(store)),
+        None => bus,
+    })
 }
 
 #[cfg(test)]
@@ -119,23 +91,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_backend_left_out_of_the_build_is_a_clear_error() {
-        let Some(missing) = BusType::ALL.into_iter().find(|b| !AVAILABLE.contains(b)) else {
-            return eprintln!("skipped: every backend is compiled in");
-        };
-        let settings = BusSettings::from_vars([("EVENT_BUS_TYPE", missing.as_str())]).unwrap();
-        let error = connect(settings)
-            .await
-            .err()
-            .expect("the backend is not compiled in");
-        assert!(matches!(
-            error,
-            ConnectError::Config(ConfigError::BackendNotCompiled { backend, .. }) if backend == missing
-        ));
+    async fn an_unknown_backend_is_a_clear_error() {
+        let settings = BusSettings::from_vars([("EVENT_BUS_TYPE", "carrier-pigeon")]).unwrap();
+        let error = connect(settings).await.err().expect("no such backend");
         assert!(
-            error.to_string().starts_with(&format!(
-                "EVENT_BUS_TYPE `{missing}` is not available in this build (enable cargo feature `{missing}` of event-bus-brokers); available: memory"
-            )),
+            matches!(error, ConnectError::Config(ConfigError::UnknownBackend { ref name, .. }) if name == "carrier-pigeon"),
             "{error}"
         );
     }

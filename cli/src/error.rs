@@ -1,9 +1,10 @@
 //! Everything that can make a command fail, each printed as one line.
 
 use event_bus_brokers::ConnectError;
-use event_bus_core::dlq::DeadLetterError;
-use event_bus_core::replay::ReplayError;
-use event_bus_core::{BusError, ConfigError, StoreError};
+use event_bus_core::dead_letter::{DeadLetterError, ParkedStoreError};
+use event_bus_core::{BusError, ConfigError};
+use event_store::StoreError;
+use event_store::replay::ReplayError;
 use uuid::Uuid;
 
 /// Why a command failed.
@@ -21,6 +22,9 @@ pub enum CliError {
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The parked dead-letter store failed.
+    #[error(transparent)]
+    Parked(#[from] ParkedStoreError),
     /// A dead letter could not be handled.
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = event_bus_core::BusSettings::from_env()?;
-    let context = commands::Context::new(settings, cli.schema);
+    let context = commands::Context::new(settings, cli.schema)?;
     match cli.command {
         Command::Publish(args) => commands::publish::run(&context, args).await,
         Command::Tail(args) => commands::tail::run(&context, args).await,

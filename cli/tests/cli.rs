@@ -6,7 +6,7 @@ use std::sync::Arc;
 use assert_cmd::Command;
 use event_bus_core::EventEnvelope;
 use event_bus_core::dead_letter::headers;
-use event_bus_core::store::{EventStore, ExpectedVersion, StreamId};
+use event_store::store::{EventStore, ExpectedVersion, StreamId};
 use event_store_postgres::PgEventStore;
 use predicates::prelude::*;
 

@@ -29,7 +29,7 @@ pub enum BusError {
     /// The backend's client reported an error.
     #[error("{backend} backend: {source}")]
     Backend {
-        /// Backend name, such as `redis`.
+        /// Backend name, as `Broker::name` gives it.
         backend: &'static str,
         /// The client library's error.
         source: BoxError,

@@ -26,17 +26,14 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
-pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod handler;
 pub mod idempotency;
+pub mod kit;
 pub mod memory;
 pub mod message;
-pub mod outbox;
-pub mod replay;
 pub mod retry;
-pub mod store;
 pub mod telemetry;
 pub mod testing;
 pub mod topics;
@@ -45,13 +42,8 @@ pub mod transport;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-/// The README's code, compiled and run as doc tests so it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
-
 pub use bus::EventBus;
-pub use config::{BusSettings, BusType, ConfigError};
+pub use config::{BusSettings, ConfigError, SettingsSource};
 pub use consumer::{StatsSnapshot, SubscriptionHandle, SubscriptionStats};
 pub use dead_letter::DeadLetterReason;
 pub use envelope::{DecodeError, DomainEvent, EventEnvelope};
@@ -61,9 +53,6 @@ pub use idempotency::{DedupStore, MemoryDedupStore};
 pub use memory::InMemoryBroker;
 pub use message::Message;
 pub use retry::RetryPolicy;
-pub use store::{
-    EventStore, EventStoreExt, ExpectedVersion, MemoryEventStore, StoreError, StreamId,
-};
 pub use testing::Recorder;
 pub use topics::TopicNames;
 pub use transport::{

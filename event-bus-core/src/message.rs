@@ -9,7 +9,7 @@ use bytes::Bytes;
 pub struct Message {
     /// Ordering and partitioning key; messages with one key are delivered in order.
     pub key: Option<String>,
-    /// Transport headers (attributes on Pub/Sub, headers on Kafka and RabbitMQ).
+    /// Transport headers, carried as the broker carries metadata (headers or attributes).
     pub headers: BTreeMap<String, String>,
     /// The encoded payload.
     pub payload: Bytes,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::dlq::DeadLetterHandler;
-use event_bus_core::dlq::MemoryParkedStore;
+use event_bus_core::dead_letter::DeadLetterHandler;
+use event_bus_core::dead_letter::MemoryParkedStore;
 use event_bus_core::telemetry::metrics::names;
 use event_bus_core::{
     BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker, SubscriptionConfig,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use event_bus_core::replay::Replayer;
-use event_bus_core::store::{EventFilter, EventStore, EventStoreExt, ExpectedVersion, StreamId};
-use event_bus_core::{EventEnvelope, HandlerError, MemoryEventStore, handler_fn};
+use event_bus_core::{EventEnvelope, HandlerError, handler_fn};
+use event_store::MemoryEventStore;
+use event_store::replay::Replayer;
+use event_store::store::{EventFilter, EventStore, EventStoreExt, ExpectedVersion, StreamId};
 use event_store_postgres::PgEventStore;
 
 const SINGLE_APPENDS: u64 = 2_000;

@@ -1,6 +1,6 @@
 //! sqlx errors as event-store errors.
 
-use event_bus_core::store::StoreError;
+use event_store::store::StoreError;
 
 pub(crate) fn pg(error: sqlx::Error) -> StoreError {
     StoreError::backend("postgres", error)

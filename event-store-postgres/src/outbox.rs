@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_bus_core::envelope::EventEnvelope;
-use event_bus_core::outbox::{Outbox, OutboxEntry};
-use event_bus_core::store::{AppendOutcome, ExpectedVersion, StoreError, StreamId};
+use event_store::outbox::{Outbox, OutboxEntry};
+use event_store::store::{AppendOutcome, ExpectedVersion, StoreError, StreamId};
 use sqlx::types::Json;
 
 use crate::error::pg;

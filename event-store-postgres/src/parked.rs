@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use event_bus_core::Message;
-use event_bus_core::dlq::{DeadLetter, DeadLetterFilter, ParkedStore};
-use event_bus_core::store::StoreError;
+use event_bus_core::dead_letter::{DeadLetter, DeadLetterFilter, ParkedStore, ParkedStoreError};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::error::pg;
 use crate::schema::Schema;
 use crate::store::PgEventStore;
 
@@ -59,9 +57,13 @@ fn decode(row: &PgRow) -> Result<DeadLetter, sqlx::Error> {
     })
 }
 
+fn pg(error: sqlx::Error) -> ParkedStoreError {
+    ParkedStoreError::backend("postgres", error)
+}
+
 #[async_trait]
 impl ParkedStore for PgParkedStore {
-    async fn park(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn park(&self, letter: &DeadLetter) -> Result<(), ParkedStoreError> {
         sqlx::query(&format!(
             "INSERT INTO {} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (id) DO UPDATE SET redrives = EXCLUDED.redrives, error = EXCLUDED.error,
@@ -93,7 +95,7 @@ impl ParkedStore for PgParkedStore {
         &self,
         filter: &DeadLetterFilter,
         limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    ) -> Result<Vec<DeadLetter>, ParkedStoreError> {
         let mut query = QueryBuilder::<Postgres>::new(format!(
             "SELECT {COLUMNS} FROM {} WHERE true",
             self.schema.table("parked_dead_letters")
@@ -121,7 +123,7 @@ impl ParkedStore for PgParkedStore {
             .map_err(pg)
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
+    async fn get(&self, id: Uuid) -> Result<Option<DeadLetter>, ParkedStoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} WHERE id = $1",
             self.schema.table("parked_dead_letters")
@@ -133,7 +135,7 @@ impl ParkedStore for PgParkedStore {
         row.as_ref().map(decode).transpose().map_err(pg)
     }
 
-    async fn remove(&self, id: Uuid) -> Result<bool, StoreError> {
+    async fn remove(&self, id: Uuid) -> Result<bool, ParkedStoreError> {
         let done = sqlx::query(&format!(
             "DELETE FROM {} WHERE id = $1",
             self.schema.table("parked_dead_letters")

@@ -1,6 +1,6 @@
 //! The schema holding the tables, its name checked, and the tables created on connect.
 
-use event_bus_core::store::StoreError;
+use event_store::store::StoreError;
 use sqlx::PgPool;
 
 use crate::error::pg;

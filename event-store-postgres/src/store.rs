@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use event_bus_core::BusSettings;
 use event_bus_core::envelope::EventEnvelope;
-use event_bus_core::store::{
+use event_store::StoreSettings;
+use event_store::store::{
     AppendOutcome, EventFilter, EventStore, ExpectedVersion, RecordedEvent, RetentionMode,
     Snapshot, StoreError, StoreStats, StreamId, Upcasters, stamp,
 };
@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::error::{is_unique_violation, pg};
-use crate::schema::{DEFAULT_SCHEMA, Schema};
+use crate::schema::Schema;
 
 /// The event store in PostgreSQL; clones share the connection pool.
 #[derive(Clone)]
@@ -45,12 +45,12 @@ impl PgEventStore {
         Self::from_pool(pool, schema).await
     }
 
-    /// Connects to `DATABASE_URL` with the schema `event_store` and the configured
-    /// snapshot interval.
-    pub async fn from_settings(settings: &BusSettings) -> Result<Self, StoreError> {
-        Ok(Self::connect(&settings.database_url, DEFAULT_SCHEMA)
+    /// Connects to `DATABASE_URL` in `EVENT_STORE_SCHEMA` with the configured snapshot
+    /// interval.
+    pub async fn from_settings(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Ok(Self::connect(&settings.database_url, &settings.schema)
             .await?
-            .with_snapshot_interval(settings.event_store_snapshot_interval))
+            .with_snapshot_interval(settings.snapshot_interval))
     }
 
     /// Uses an existing pool, creating the tables in `schema` if missing.

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus_core::dlq::{Action, DeadLetter, DeadLetterFilter, DeadLetterHandler, ParkedStore};
+use event_bus_core::dead_letter::{
+    Action, DeadLetter, DeadLetterFilter, DeadLetterHandler, ParkedStore,
+};
 use event_bus_core::{EventEnvelope, HandlerError, Recorder, SubscriptionConfig, handler_fn};
 
 fn action_of(letter: &DeadLetter) -> Action {

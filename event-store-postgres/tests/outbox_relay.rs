@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use event_bus_core::outbox::{Outbox, OutboxRelay};
-use event_bus_core::store::{ExpectedVersion, StreamId};
 use event_bus_core::{EventEnvelope, Recorder};
+use event_store::outbox::{Outbox, OutboxRelay};
+use event_store::store::{ExpectedVersion, StreamId};
 use event_store_postgres::PgEventStore;
 use redis::AsyncCommands;
 

@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use event_bus_core::replay::{Replayer, skip_replays};
-use event_bus_core::store::{EventFilter, EventStore, ExpectedVersion, StreamId};
 use event_bus_core::{EventEnvelope, Recorder};
+use event_store::replay::{Replayer, skip_replays};
+use event_store::store::{EventFilter, EventStore, ExpectedVersion, StreamId};
 
 #[tokio::test]
 async fn replays_a_time_range_of_one_type_in_batches_back_onto_redis() {

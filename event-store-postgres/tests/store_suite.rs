@@ -3,4 +3,4 @@
 
 mod common;
 
-event_bus_core::event_store_tests!(common::store);
+event_store::event_store_tests!(common::store);

@@ -3,7 +3,7 @@
 mod common;
 
 use event_bus_core::EventEnvelope;
-use event_bus_core::store::{
+use event_store::store::{
     EventFilter, EventStore, ExpectedVersion, StoreError, StreamId, Upcasters,
 };
 

@@ -17,9 +17,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::outbox::{Outbox, OutboxRelay};
-use event_bus_core::store::{EventStoreExt, ExpectedVersion, StoreError, StreamId};
-use event_bus_core::{BusSettings, DomainEvent, EventEnvelope, MemoryEventStore, Recorder};
+use event_bus_core::{BusSettings, DomainEvent, EventEnvelope, Recorder};
+use event_store::MemoryEventStore;
+use event_store::outbox::{Outbox, OutboxRelay};
+use event_store::store::{EventStoreExt, ExpectedVersion, StoreError, StreamId};
 use serde::{Deserialize, Serialize};
 
 const WAIT: Duration = Duration::from_secs(30);

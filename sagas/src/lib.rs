@@ -66,5 +66,5 @@ pub use orchestrator::{SagaOrchestrator, StartOutcome, saga_id};
 #[cfg(feature = "postgres")]
 pub use repository::PgSagaRepository;
 pub use repository::{Created, MemorySagaRepository, SagaRepository};
-pub use settings::{SagaSettings, SettingsError};
+pub use settings::{SagaSettings, SettingsError, VARIABLES};
 pub use state::{SagaState, SagaStatus, StepOutcome, StepPhase, StepRecord};

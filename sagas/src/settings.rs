@@ -7,6 +7,18 @@ use std::time::Duration;
 use event_bus_core::RetryPolicy;
 use serde::Deserialize;
 
+/// The variables the sagas read.
+pub const VARIABLES: &[&str] = &[
+    "ENABLE_SAGAS",
+    "SAGA_TIMEOUT_SECONDS",
+    "SAGA_MAX_STEP_ATTEMPTS",
+    "SAGA_MAX_COMPENSATION_ATTEMPTS",
+    "SAGA_RETRY_INITIAL_BACKOFF_MS",
+    "SAGA_RETRY_MAX_BACKOFF_MS",
+    "SAGA_DATABASE_URL",
+    "SAGA_DATABASE_SCHEMA",
+];
+
 /// Why saga settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid saga settings: {0}")]

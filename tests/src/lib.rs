@@ -1,7 +1,14 @@
 //! Integration tests of the event bus (see `tests/`), and the servers they start themselves.
 
+pub mod variables;
+
 #[cfg(feature = "redis")]
 pub mod redis_server;
 
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq_server;
+
+/// The README's code, compiled and run as doc tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

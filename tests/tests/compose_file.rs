@@ -1,10 +1,21 @@
 //! `docker-compose.events.yml`, checked without Docker: its services, ports, profiles and
 //! health checks, and that the project variables it sets are ones the project reads.
 
+#![cfg(all(
+    feature = "redis",
+    feature = "rabbitmq",
+    feature = "kafka",
+    feature = "pubsub"
+))]
+
 use std::collections::BTreeSet;
 
+use event_bus_brokers::kafka::KafkaOptions;
+use event_bus_brokers::rabbitmq::RabbitMqOptions;
+use event_bus_brokers::redis::RedisOptions;
 use event_bus_core::BusSettings;
-use event_bus_core::config::VARIABLES;
+use event_bus_tests::variables::project_variables;
+use event_store::StoreSettings;
 use serde_yaml_ng::{Mapping, Value};
 
 const COMPOSE: &str = include_str!("../../docker-compose.events.yml");
@@ -148,23 +159,19 @@ fn every_port_is_published_on_loopback_where_the_project_looks() {
         }
     }
     let defaults = BusSettings::default();
+    let redis = RedisOptions::from_settings(&defaults).unwrap().url;
+    let kafka = KafkaOptions::from_settings(&defaults)
+        .unwrap()
+        .bootstrap_servers;
+    let rabbitmq = RabbitMqOptions::from_settings(&defaults).unwrap().url;
+    let postgres = StoreSettings::from_settings(&defaults)
+        .unwrap()
+        .database_url;
     for (service, port, default) in [
-        ("redis", "127.0.0.1:6379:6379", defaults.redis_url.as_str()),
-        (
-            "kafka",
-            "127.0.0.1:9092:9092",
-            defaults.kafka_bootstrap_servers.as_str(),
-        ),
-        (
-            "rabbitmq",
-            "127.0.0.1:5672:5672",
-            defaults.rabbitmq_url.as_str(),
-        ),
-        (
-            "postgres",
-            "127.0.0.1:5432:5432",
-            defaults.database_url.as_str(),
-        ),
+        ("redis", "127.0.0.1:6379:6379", redis.as_str()),
+        ("kafka", "127.0.0.1:9092:9092", kafka.as_str()),
+        ("rabbitmq", "127.0.0.1:5672:5672", rabbitmq.as_str()),
+        ("postgres", "127.0.0.1:5432:5432", postgres.as_str()),
         ("pubsub", "127.0.0.1:8085:8085", "127.0.0.1:8085"),
     ] {
         assert!(
@@ -218,7 +225,8 @@ fn every_server_has_a_health_check() {
 fn every_project_variable_it_sets_or_reads_is_one_the_project_reads() {
     // A variable "looks like the project's" when it starts like one of the project's
     // variables (EVENT_, REDIS_, KAFKA_, ...).
-    let families: BTreeSet<String> = VARIABLES
+    let variables = project_variables();
+    let families: BTreeSet<String> = variables
         .iter()
         .map(|v| format!("{}_", v.split('_').next().unwrap()))
         .collect();
@@ -232,7 +240,7 @@ fn every_project_variable_it_sets_or_reads_is_one_the_project_reads() {
             let looks_like_ours = families.iter().any(|f| variable.starts_with(f.as_str()));
             if looks_like_ours && !image_owned {
                 assert!(
-                    VARIABLES.contains(&variable.as_str()),
+                    variables.contains(&variable.as_str()),
                     "{} sets {variable}, which the project does not read",
                     text(name)
                 );
@@ -251,7 +259,7 @@ fn every_project_variable_it_sets_or_reads_is_one_the_project_reads() {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         assert!(
-            VARIABLES.contains(&name.as_str()),
+            variables.contains(&name.as_str()),
             "the compose file interpolates {name}, which the project does not read"
         );
     }

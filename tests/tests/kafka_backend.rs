@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use event_bus_brokers::ConnectError;
 use event_bus_core::{
-    BusSettings, BusType, EventBus, EventEnvelope, Message, Nack, Recorder, SubscriptionConfig,
+    BusSettings, EventBus, EventEnvelope, Message, Nack, Recorder, SubscriptionConfig,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,7 +83,7 @@ async fn an_unreachable_broker_is_a_clear_error_in_bounded_time() {
         matches!(
             error,
             ConnectError::Connect {
-                backend: BusType::Kafka,
+                backend: "kafka",
                 ..
             }
         ),

@@ -31,7 +31,7 @@ impl Kafka {
         ])
         .expect("settings");
         Self {
-            options: KafkaOptions::from_settings(&settings),
+            options: KafkaOptions::from_settings(&settings).expect("kafka settings"),
         }
     }
 }

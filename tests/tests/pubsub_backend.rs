@@ -11,8 +11,8 @@ use event_bus_brokers::ConnectError;
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions, dead_letter_attempts};
 use event_bus_core::dead_letter::headers;
 use event_bus_core::{
-    BusSettings, BusType, Delivery, EventEnvelope, Nack, Publisher, Recorder, Subscriber,
-    Subscription, SubscriptionConfig,
+    BusSettings, Delivery, EventEnvelope, Nack, Publisher, Recorder, Subscriber, Subscription,
+    SubscriptionConfig,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,7 +100,7 @@ async fn an_unreachable_emulator_is_a_clear_error_in_bounded_time() {
         matches!(
             error,
             ConnectError::Connect {
-                backend: BusType::PubSub,
+                backend: "pubsub",
                 ..
             }
         ),

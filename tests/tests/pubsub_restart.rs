@@ -147,7 +147,8 @@ async fn a_subscriber_recreates_its_subscription_after_an_emulator_restart() {
 async fn bus_client(host: &str) -> gcloud_pubsub::client::Client {
     let options = event_bus_brokers::pubsub::PubSubOptions::from_settings(
         &BusSettings::from_vars([("PUBSUB_EMULATOR_HOST", host)]).expect("settings"),
-    );
+    )
+    .expect("pubsub settings");
     event_bus_brokers::pubsub::PubSubBroker::connect(options)
         .await
         .expect("connect")

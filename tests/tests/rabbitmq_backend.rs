@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use event_bus_brokers::ConnectError;
-use event_bus_core::{BusSettings, BusType, EventBus, EventEnvelope, Nack, Recorder};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, Nack, Recorder};
 use lapin::options::BasicGetOptions;
 use lapin::{Connection, ConnectionProperties};
 
@@ -60,7 +60,7 @@ async fn an_unreachable_server_is_a_clear_error() {
         matches!(
             error,
             ConnectError::Connect {
-                backend: BusType::RabbitMq,
+                backend: "rabbitmq",
                 ..
             }
         ),

@@ -33,17 +33,32 @@ mod subscription;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{Broker, BusError, BusSettings};
+use event_bus_core::{BusError, BusSettings};
+use futures::future::BoxFuture;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::registry::{Backend, BackendError, Connected};
+
 pub use broker::KafkaBroker;
-pub use options::KafkaOptions;
+pub use options::{KafkaOptions, VARIABLES};
+
+/// The Kafka backend, `EVENT_BUS_TYPE=kafka`.
+pub const BACKEND: Backend = Backend {
+    name: "kafka",
+    variables: VARIABLES,
+    connect: connect_boxed,
+};
+
+fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
+    Box::pin(connect(settings))
+}
 
 /// Connects the Kafka backend that `settings` describe.
-pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
-    Ok(Arc::new(
-        KafkaBroker::connect(KafkaOptions::from_settings(settings)).await?,
-    ))
+pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
+    let options = KafkaOptions::from_settings(settings)?;
+    Ok(Connected::broker(Arc::new(
+        KafkaBroker::connect(options).await?,
+    )))
 }
 
 fn kafka_error(error: rdkafka::error::KafkaError) -> BusError {

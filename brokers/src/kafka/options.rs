@@ -1,9 +1,36 @@
-//! How the Kafka backend connects, batches and names its clients, from `BusSettings`.
+//! How the Kafka backend connects, batches and names its clients, from its own variables.
 
 use std::time::Duration;
 
-use event_bus_core::BusSettings;
+use event_bus_core::{BusSettings, ConfigError};
 use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+/// The variables the Kafka backend reads.
+pub const VARIABLES: &[&str] = &[
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_CONSUMER_GROUP",
+    "KAFKA_LINGER_MS",
+    "KAFKA_BATCH_SIZE",
+    "KAFKA_ENABLE_IDEMPOTENCE",
+    "KAFKA_TOPIC_PARTITIONS",
+    "KAFKA_REPLICATION_FACTOR",
+    "KAFKA_SESSION_TIMEOUT_MS",
+    "KAFKA_MAX_POLL_INTERVAL_MS",
+];
+
+#[derive(Deserialize)]
+struct Variables {
+    kafka_bootstrap_servers: Option<String>,
+    kafka_consumer_group: Option<String>,
+    kafka_linger_ms: Option<u64>,
+    kafka_batch_size: Option<usize>,
+    kafka_enable_idempotence: Option<bool>,
+    kafka_topic_partitions: Option<i32>,
+    kafka_replication_factor: Option<i32>,
+    kafka_session_timeout_ms: Option<u64>,
+    kafka_max_poll_interval_ms: Option<u64>,
+}
 
 /// Longest a connect waits for the cluster's metadata before it reports the brokers unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,26 +66,35 @@ pub struct KafkaOptions {
 }
 
 impl KafkaOptions {
-    /// Options from `KAFKA_*` settings: batching off (`EVENT_BUS_ENABLE_BATCHING=false`) means no
-    /// linger; a publish is tried for `EVENT_BUS_ACK_DEADLINE_SECONDS`.
-    pub fn from_settings(settings: &BusSettings) -> Self {
-        Self {
-            bootstrap_servers: settings.kafka_bootstrap_servers.clone(),
-            client_id: settings.kafka_consumer_group.clone(),
+    /// Options from the `KAFKA_*` variables: batching off (`EVENT_BUS_ENABLE_BATCHING=false`)
+    /// means no linger; a publish is tried for `EVENT_BUS_ACK_DEADLINE_SECONDS`.
+    pub fn from_settings(settings: &BusSettings) -> Result<Self, ConfigError> {
+        let vars: Variables = settings.source.read()?;
+        Ok(Self {
+            bootstrap_servers: vars
+                .kafka_bootstrap_servers
+                .unwrap_or_else(|| "127.0.0.1:9092".to_owned()),
+            client_id: vars
+                .kafka_consumer_group
+                .unwrap_or_else(|| "event-bus".to_owned()),
             linger: if settings.enable_batching {
-                settings.kafka_linger
+                Duration::from_millis(vars.kafka_linger_ms.unwrap_or(5))
             } else {
                 Duration::ZERO
             },
-            batch_size: settings.kafka_batch_size,
-            enable_idempotence: settings.kafka_enable_idempotence,
-            partitions: settings.kafka_topic_partitions,
-            replication_factor: settings.kafka_replication_factor,
-            session_timeout: settings.kafka_session_timeout,
-            max_poll_interval: settings.kafka_max_poll_interval,
+            batch_size: vars.kafka_batch_size.unwrap_or(1_000_000).max(1),
+            enable_idempotence: vars.kafka_enable_idempotence.unwrap_or(true),
+            partitions: vars.kafka_topic_partitions.unwrap_or(3).max(1),
+            replication_factor: vars.kafka_replication_factor.unwrap_or(1).max(1),
+            session_timeout: Duration::from_millis(
+                vars.kafka_session_timeout_ms.unwrap_or(6000).max(1),
+            ),
+            max_poll_interval: Duration::from_millis(
+                vars.kafka_max_poll_interval_ms.unwrap_or(300_000).max(1),
+            ),
             delivery_timeout: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
-        }
+        })
     }
 
     fn common(&self) -> ClientConfig {
@@ -108,5 +144,46 @@ impl KafkaOptions {
                 self.max_poll_interval.as_millis().max(session).to_string(),
             );
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_variables_and_the_bus_wide_batching_switch() {
+        let settings = BusSettings::from_vars([
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            ("KAFKA_LINGER_MS", "20"),
+            ("KAFKA_BATCH_SIZE", "65536"),
+            ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+        ])
+        .unwrap();
+        let options = KafkaOptions::from_settings(&settings).unwrap();
+        assert_eq!(options.bootstrap_servers, "127.0.0.1:19092");
+        assert_eq!(options.linger, Duration::from_millis(20));
+        assert_eq!(options.batch_size, 65_536);
+        assert!(!options.enable_idempotence);
+        assert_eq!(options.partitions, 3);
+
+        let unbatched = BusSettings::from_vars([
+            ("KAFKA_LINGER_MS", "20"),
+            ("EVENT_BUS_ENABLE_BATCHING", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            KafkaOptions::from_settings(&unbatched).unwrap().linger,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_malformed_number_is_a_typed_error() {
+        let settings = BusSettings::from_vars([("KAFKA_TOPIC_PARTITIONS", "lots")]).unwrap();
+        assert!(matches!(
+            KafkaOptions::from_settings(&settings),
+            Err(ConfigError::Source(_))
+        ));
     }
 }

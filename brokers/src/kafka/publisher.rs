@@ -2,9 +2,9 @@
 //! acknowledged it; batches are enqueued together so the producer's linger can group them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use event_bus_core::kit::ClosedFlag;
 use event_bus_core::{BusError, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -19,7 +19,7 @@ pub(super) struct KafkaPublisher {
     producer: FutureProducer,
     admin: Arc<TopicAdmin>,
     delivery_timeout: Duration,
-    closed: AtomicBool,
+    closed: ClosedFlag,
 }
 
 impl KafkaPublisher {
@@ -29,7 +29,7 @@ impl KafkaPublisher {
             producer,
             admin,
             delivery_timeout: options.delivery_timeout,
-            closed: AtomicBool::new(false),
+            closed: ClosedFlag::default(),
         })
     }
 
@@ -39,13 +39,6 @@ impl KafkaPublisher {
 
     pub(super) fn producer(&self) -> &FutureProducer {
         &self.producer
-    }
-
-    fn check_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
-        Ok(())
     }
 
     /// Sends one message, with `extra` headers, and waits for the broker's acknowledgement.
@@ -79,7 +72,7 @@ impl KafkaPublisher {
 
     /// Publishes one message of the bus.
     pub(super) async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
-        self.check_open()?;
+        self.closed.ensure_open("publisher")?;
         self.admin.ensure(&[topic]).await?;
         self.send(topic, message, &[]).await
     }
@@ -91,7 +84,7 @@ impl KafkaPublisher {
         topic: &str,
         messages: &[Message],
     ) -> Vec<Result<(), BusError>> {
-        if self.check_open().is_err() {
+        if self.closed.ensure_open("publisher").is_err() {
             return messages
                 .iter()
                 .map(|_| Err(BusError::Closed("publisher")))
@@ -114,7 +107,7 @@ impl KafkaPublisher {
 
     /// Refuses further publishing and flushes whatever the producer still holds.
     pub(super) async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         let producer = self.producer.clone();
         let timeout = self.delivery_timeout;
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))

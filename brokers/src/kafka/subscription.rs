@@ -2,11 +2,12 @@
 //! back records that are not due yet, and with ordering on hands out one record per key at a
 //! time.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::{Delivered, KeyGate};
 use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::context::GroupContext;
-use super::delivery::{KafkaDelivery, Member, Pending, Settled};
+use super::delivery::{KafkaSettle, Member, Pending, Position, Settled};
 use super::headers::{now_millis, received};
 use super::kafka_error;
 use super::offsets::OffsetTracker;
@@ -37,8 +38,8 @@ pub(super) struct KafkaSubscription {
     /// is held already.
     delayed: BTreeMap<(u64, u64), (Pending, bool)>,
     arrivals: u64,
-    /// With ordering: keys with a record out, and the records of that key waiting behind it.
-    busy_keys: HashMap<String, VecDeque<Pending>>,
+    /// With ordering: one record per key out at a time, the others waiting behind it.
+    keys: KeyGate<Pending>,
 }
 
 impl KafkaSubscription {
@@ -83,7 +84,7 @@ impl KafkaSubscription {
             ready: VecDeque::new(),
             delayed: BTreeMap::new(),
             arrivals: 0,
-            busy_keys: HashMap::new(),
+            keys: KeyGate::default(),
         };
         subscription
             .wait_for_assignment(&assigned, (options.session_timeout * 2).max(JOIN_TIMEOUT))
@@ -127,15 +128,9 @@ impl KafkaSubscription {
 
     /// Makes a record ready, or queues it behind the record of its key that is out.
     fn admit(&mut self, pending: Pending) {
-        match pending.message.key.clone() {
-            Some(key) if self.ordering => match self.busy_keys.get_mut(&key) {
-                Some(waiting) => waiting.push_back(pending),
-                None => {
-                    self.busy_keys.insert(key, VecDeque::new());
-                    self.ready.push_back(pending);
-                }
-            },
-            _ => self.ready.push_back(pending),
+        let key = pending.message.key.clone().filter(|_| self.ordering);
+        if let Some(ready) = self.keys.admit(key.as_deref(), pending) {
+            self.ready.push_back(ready);
         }
     }
 
@@ -144,11 +139,8 @@ impl KafkaSubscription {
         let Some(key) = key.filter(|_| self.ordering) else {
             return;
         };
-        match self.busy_keys.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(next) => self.ready.push_back(next),
-            None => {
-                self.busy_keys.remove(&key);
-            }
+        if let Some(next) = self.keys.release(&key) {
+            self.ready.push_back(next);
         }
     }
 
@@ -171,10 +163,12 @@ impl KafkaSubscription {
         let pending = Pending {
             message: read.message,
             attempt: read.previous_attempts.saturating_add(1),
-            topic: record.topic().to_owned(),
-            partition: record.partition(),
-            offset: record.offset(),
-            generation,
+            position: Position {
+                topic: record.topic().to_owned(),
+                partition: record.partition(),
+                offset: record.offset(),
+                generation,
+            },
         };
         match read.due_at {
             Some(due_at) if due_at > now_millis() => self.delay(due_at, pending, false),
@@ -208,7 +202,11 @@ impl KafkaSubscription {
                 .tracker
                 .lock()
                 .expect("offset tracker")
-                .is_current(&pending.topic, pending.partition, pending.generation);
+                .is_current(
+                    &pending.position.topic,
+                    pending.position.partition,
+                    pending.position.generation,
+                );
             if current {
                 return Some(pending);
             }
@@ -233,8 +231,14 @@ impl Subscription for KafkaSubscription {
             }
             let next_due = self.take_due();
             if let Some(pending) = self.pop_ready() {
-                let delivery = KafkaDelivery::new(Arc::clone(&self.member), pending);
-                return Some(Ok(Box::new(delivery)));
+                let settle = KafkaSettle {
+                    member: Arc::clone(&self.member),
+                    key: pending.message.key.clone(),
+                    position: pending.position,
+                };
+                return Some(Ok(
+                    Delivered::new(pending.message, pending.attempt, settle).boxed()
+                ));
             }
             let wait = next_due.unwrap_or(Duration::from_secs(3600));
             let consumer = Arc::clone(self.consumer.as_ref()?);

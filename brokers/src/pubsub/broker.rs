@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::{
-    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
-    SubscriptionConfig,
+    Broker, BusError, BusSettings, Capabilities, ConfigError, Message, Publisher, Subscriber,
+    Subscription, SubscriptionConfig,
 };
 use gcloud_gax::conn::{ConnectionOptions, Environment};
 use gcloud_pubsub::apiv1::conn_pool::PUBSUB;
@@ -22,6 +22,15 @@ use super::subscription::PubSubSubscription;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The project id `GCP_PROJECT_ID` defaults to; on GCP the credentials' project is used instead.
 const DEFAULT_PROJECT: &str = "local-project";
+
+/// The variables the Pub/Sub backend reads.
+pub const VARIABLES: &[&str] = &["GCP_PROJECT_ID", "PUBSUB_EMULATOR_HOST"];
+
+#[derive(serde::Deserialize)]
+struct Variables {
+    gcp_project_id: Option<String>,
+    pubsub_emulator_host: Option<String>,
+}
 
 /// How the Pub/Sub backend connects and publishes.
 #[derive(Clone, Debug)]
@@ -43,15 +52,18 @@ pub struct PubSubOptions {
 impl PubSubOptions {
     /// Options from `GCP_PROJECT_ID`, `PUBSUB_EMULATOR_HOST`, `EVENT_BUS_ENABLE_ORDERING`,
     /// `EVENT_BUS_ENABLE_BATCHING` and `EVENT_BUS_ACK_DEADLINE_SECONDS`.
-    pub fn from_settings(settings: &BusSettings) -> Self {
-        Self {
-            project_id: settings.gcp_project_id.clone(),
-            emulator_host: settings.pubsub_emulator_host.clone(),
+    pub fn from_settings(settings: &BusSettings) -> Result<Self, ConfigError> {
+        let vars: Variables = settings.source.read()?;
+        Ok(Self {
+            project_id: vars
+                .gcp_project_id
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            emulator_host: vars.pubsub_emulator_host.filter(|host| !host.is_empty()),
             ordering_keys: settings.enable_ordering,
             batching: settings.enable_batching,
             ack_deadline: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
-        }
+        })
     }
 
     fn ack_deadline_seconds(&self) -> i32 {

@@ -52,17 +52,32 @@ mod subscription;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{Broker, BusError, BusSettings};
+use event_bus_core::{BusError, BusSettings};
+use futures::future::BoxFuture;
 use gcloud_gax::grpc::Status;
 
+use crate::registry::{Backend, BackendError, Connected};
+
 pub use admin::{dead_letter_attempts, subscription_id, tenant_filter};
-pub use broker::{PubSubBroker, PubSubOptions};
+pub use broker::{PubSubBroker, PubSubOptions, VARIABLES};
+
+/// The Pub/Sub backend, `EVENT_BUS_TYPE=pubsub`.
+pub const BACKEND: Backend = Backend {
+    name: "pubsub",
+    variables: VARIABLES,
+    connect: connect_boxed,
+};
+
+fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
+    Box::pin(connect(settings))
+}
 
 /// Connects the Pub/Sub backend that `settings` describe.
-pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
-    Ok(Arc::new(
-        PubSubBroker::connect(PubSubOptions::from_settings(settings)).await?,
-    ))
+pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
+    let options = PubSubOptions::from_settings(settings)?;
+    Ok(Connected::broker(Arc::new(
+        PubSubBroker::connect(options).await?,
+    )))
 }
 
 /// What went wrong on the Pub/Sub side.

@@ -2,12 +2,12 @@
 //! subscriptions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::ClosedFlag;
 use event_bus_core::{
-    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
+    Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
     SubscriptionConfig,
 };
 
@@ -29,25 +29,11 @@ pub struct RabbitMqOptions {
     pub queue_expiry: Option<Duration>,
 }
 
-impl RabbitMqOptions {
-    /// Options from `RABBITMQ_URL` and `RABBITMQ_QUEUE_EXPIRES_SECONDS`, with the exchange
-    /// named after `EVENT_BUS_TOPIC_PREFIX` and publishing tried for
-    /// `EVENT_BUS_ACK_DEADLINE_SECONDS` during an outage.
-    pub fn from_settings(settings: &BusSettings) -> Self {
-        Self {
-            url: settings.rabbitmq_url.clone(),
-            exchange: settings.topic_prefix.clone(),
-            publish_timeout: settings.ack_deadline,
-            queue_expiry: settings.rabbitmq_queue_expiry,
-        }
-    }
-}
-
 /// Publishes to and consumes from RabbitMQ.
 pub struct RabbitMqBroker {
     connector: Arc<Connector>,
     publisher: Arc<ConfirmedPublisher>,
-    closed: AtomicBool,
+    closed: ClosedFlag,
 }
 
 impl RabbitMqBroker {
@@ -66,22 +52,15 @@ impl RabbitMqBroker {
         Ok(Self {
             connector,
             publisher,
-            closed: AtomicBool::new(false),
+            closed: ClosedFlag::default(),
         })
-    }
-
-    fn check_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
-        Ok(())
     }
 }
 
 #[async_trait]
 impl Publisher for RabbitMqBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        self.check_open()?;
+        self.closed.ensure_open("publisher")?;
         self.publisher.publish_to_topic(topic, &message).await
     }
 
@@ -90,7 +69,7 @@ impl Publisher for RabbitMqBroker {
         topic: &str,
         messages: Vec<Message>,
     ) -> Vec<Result<(), BusError>> {
-        if self.check_open().is_err() {
+        if self.closed.ensure_open("publisher").is_err() {
             return messages
                 .iter()
                 .map(|_| Err(BusError::Closed("publisher")))
@@ -103,7 +82,7 @@ impl Publisher for RabbitMqBroker {
 
     /// Every publish already waited for its confirm, so nothing is buffered.
     async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         Ok(())
     }
 }

@@ -1,11 +1,12 @@
-//! One message handed to a consumer, settled with `basic.ack`, `basic.nack` or a delayed
-//! retry through a TTL queue.
+//! How a message handed to a consumer is settled: `basic.ack`, `basic.nack` with requeue, or a
+//! delayed retry through a TTL queue.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_bus_core::{BusError, Delivery, Message, Nack};
+use event_bus_core::kit::Settle;
+use event_bus_core::{BusError, Message};
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
@@ -13,52 +14,32 @@ use super::amqp_error;
 use super::properties::properties;
 use super::publisher::{ConfirmedPublisher, Route};
 
-/// A delivered message; dropped unsettled, it goes back to its queue at once.
-pub(super) struct RabbitMqDelivery {
-    acker: Acker,
-    publisher: Arc<ConfirmedPublisher>,
-    queue: Arc<str>,
-    message: Message,
-    attempt: u32,
-    settled: bool,
+/// One unsettled message of a group's queue.
+pub(super) struct RabbitMqSettle {
+    pub(super) acker: Acker,
+    pub(super) publisher: Arc<ConfirmedPublisher>,
+    pub(super) queue: Arc<str>,
 }
 
-impl RabbitMqDelivery {
-    pub(super) fn new(
-        acker: Acker,
-        publisher: Arc<ConfirmedPublisher>,
-        queue: Arc<str>,
-        message: Message,
-        attempt: u32,
-    ) -> Self {
-        Self {
-            acker,
-            publisher,
-            queue,
-            message,
-            attempt,
-            settled: false,
-        }
-    }
+const REQUEUE: BasicNackOptions = BasicNackOptions {
+    multiple: false,
+    requeue: true,
+};
 
-    async fn ack_message(&mut self) -> Result<(), BusError> {
-        self.settled = true;
-        self.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(amqp_error)
-    }
-
-    async fn requeue(&mut self) -> Result<(), BusError> {
-        self.settled = true;
+impl RabbitMqSettle {
+    async fn requeue(self) -> Result<(), BusError> {
         self.acker.nack(REQUEUE).await.map(drop).map_err(amqp_error)
     }
 
     /// Parks a copy in the retry queue of `delay`, which hands it back to the group's queue
-    /// when it expires, then acknowledges this one. Should the copy not be confirmed, this
-    /// delivery is requeued instead, so the message is never lost.
-    async fn retry_after(&mut self, delay: Duration) -> Result<(), BusError> {
+    /// when it expires, then acknowledges this one. Should the copy not be confirmed, the
+    /// message is requeued instead, so it is never lost.
+    async fn retry_after(
+        self,
+        delay: Duration,
+        message: Message,
+        attempt: u32,
+    ) -> Result<(), BusError> {
         let parked = async {
             let retry_queue = self
                 .publisher
@@ -68,13 +49,13 @@ impl RabbitMqDelivery {
                 exchange: "",
                 routing_key: &retry_queue,
             };
-            let properties = properties(&self.message, Some(self.attempt));
+            let properties = properties(&message, Some(attempt));
             self.publisher
-                .publish(route, &properties, &self.message.payload)
+                .publish(route, &properties, &message.payload)
                 .await
         };
         match parked.await {
-            Ok(()) => self.ack_message().await,
+            Ok(()) => self.ack().await,
             Err(error) => {
                 tracing::warn!(%error, queue = %self.queue, "rabbitmq: delayed retry failed; requeueing now");
                 self.requeue().await
@@ -83,48 +64,21 @@ impl RabbitMqDelivery {
     }
 }
 
-const REQUEUE: BasicNackOptions = BasicNackOptions {
-    multiple: false,
-    requeue: true,
-};
-
 #[async_trait]
-impl Delivery for RabbitMqDelivery {
-    fn message(&self) -> &Message {
-        &self.message
+impl Settle for RabbitMqSettle {
+    async fn ack(self) -> Result<(), BusError> {
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(amqp_error)
     }
 
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
-        self.ack_message().await
-    }
-
-    async fn nack(mut self: Box<Self>, nack: Nack) -> Result<(), BusError> {
-        match nack {
-            Nack::Requeue => self.requeue().await,
-            Nack::RequeueAfter(delay) if delay.is_zero() => self.requeue().await,
-            Nack::RequeueAfter(delay) => self.retry_after(delay).await,
-            Nack::Discard => self.ack_message().await,
+    async fn retry(self, after: Duration, message: Message, attempt: u32) -> Result<(), BusError> {
+        if after.is_zero() {
+            self.requeue().await
+        } else {
+            self.retry_after(after, message, attempt).await
         }
-    }
-}
-
-impl Drop for RabbitMqDelivery {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let acker = self.acker.clone();
-        runtime.spawn(async move {
-            if let Err(error) = acker.nack(REQUEUE).await {
-                tracing::debug!(%error, "rabbitmq: returning an unsettled delivery failed; the broker returns it when the channel closes");
-            }
-        });
     }
 }

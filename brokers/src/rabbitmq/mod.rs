@@ -31,20 +31,37 @@ mod connector;
 mod delivery;
 mod properties;
 mod publisher;
+mod settings;
 mod subscription;
 mod topology;
 
 use std::sync::Arc;
 
-use event_bus_core::{Broker, BusError, BusSettings};
+use event_bus_core::{BusError, BusSettings};
+use futures::future::BoxFuture;
+
+use crate::registry::{Backend, BackendError, Connected};
 
 pub use broker::{RabbitMqBroker, RabbitMqOptions};
+pub use settings::VARIABLES;
+
+/// The RabbitMQ backend, `EVENT_BUS_TYPE=rabbitmq`.
+pub const BACKEND: Backend = Backend {
+    name: "rabbitmq",
+    variables: VARIABLES,
+    connect: connect_boxed,
+};
+
+fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
+    Box::pin(connect(settings))
+}
 
 /// Connects the RabbitMQ backend that `settings` describe.
-pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
-    Ok(Arc::new(
-        RabbitMqBroker::connect(RabbitMqOptions::from_settings(settings)).await?,
-    ))
+pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
+    let options = RabbitMqOptions::from_settings(settings)?;
+    Ok(Connected::broker(Arc::new(
+        RabbitMqBroker::connect(options).await?,
+    )))
 }
 
 fn amqp_error(error: lapin::Error) -> BusError {

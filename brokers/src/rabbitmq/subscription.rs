@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::Delivered;
 use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
@@ -12,7 +13,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 
 use super::connector::Connector;
-use super::delivery::RabbitMqDelivery;
+use super::delivery::RabbitMqSettle;
 use super::properties::message;
 use super::publisher::ConfirmedPublisher;
 use super::topology::Topology;
@@ -102,13 +103,12 @@ impl Subscription for RabbitMqSubscription {
         match consumer.next().await {
             Some(Ok(delivery)) => {
                 let (message, attempt) = message(&delivery.properties, delivery.data);
-                Some(Ok(Box::new(RabbitMqDelivery::new(
-                    delivery.acker,
-                    Arc::clone(&self.publisher),
-                    Arc::clone(&self.queue),
-                    message,
-                    attempt,
-                ))))
+                let settle = RabbitMqSettle {
+                    acker: delivery.acker,
+                    publisher: Arc::clone(&self.publisher),
+                    queue: Arc::clone(&self.queue),
+                };
+                Some(Ok(Delivered::new(message, attempt, settle).boxed()))
             }
             Some(Err(error)) => self.lost(amqp_error(error)),
             None => {

@@ -1,11 +1,11 @@
 //! The Redis Streams broker: publishing with `XADD`, and opening group subscriptions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::ClosedFlag;
 use event_bus_core::{
-    Broker, BusError, BusSettings, Capabilities, Message, Publisher, Subscriber, Subscription,
+    Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
     SubscriptionConfig,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -24,23 +24,12 @@ pub struct RedisOptions {
     pub stream_max_len: Option<usize>,
 }
 
-impl RedisOptions {
-    /// Options from `REDIS_EVENT_URL`, `EVENT_BUS_ACK_DEADLINE_SECONDS` and `REDIS_STREAM_MAX_LEN`.
-    pub fn from_settings(settings: &BusSettings) -> Self {
-        Self {
-            url: settings.redis_url.clone(),
-            ack_deadline: settings.ack_deadline,
-            stream_max_len: settings.redis_stream_max_len,
-        }
-    }
-}
-
 /// Publishes to and consumes from Redis Streams.
 pub struct RedisBroker {
     client: redis::Client,
     publisher: ConnectionManager,
     options: RedisOptions,
-    closed: AtomicBool,
+    closed: ClosedFlag,
 }
 
 impl RedisBroker {
@@ -52,7 +41,7 @@ impl RedisBroker {
             client,
             publisher,
             options,
-            closed: AtomicBool::new(false),
+            closed: ClosedFlag::default(),
         })
     }
 
@@ -67,13 +56,6 @@ impl RedisBroker {
             cmd.arg(field).arg(value);
         }
         cmd
-    }
-
-    fn check_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
-        Ok(())
     }
 }
 
@@ -92,7 +74,7 @@ pub(super) async fn connection(client: &redis::Client) -> Result<ConnectionManag
 #[async_trait]
 impl Publisher for RedisBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        self.check_open()?;
+        self.closed.ensure_open("publisher")?;
         let mut conn = self.publisher.clone();
         self.xadd(topic, &message)
             .query_async::<String>(&mut conn)
@@ -106,7 +88,7 @@ impl Publisher for RedisBroker {
         topic: &str,
         messages: Vec<Message>,
     ) -> Vec<Result<(), BusError>> {
-        if self.check_open().is_err() {
+        if self.closed.ensure_open("publisher").is_err() {
             return messages
                 .iter()
                 .map(|_| Err(BusError::Closed("publisher")))
@@ -127,7 +109,7 @@ impl Publisher for RedisBroker {
     }
 
     async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         Ok(())
     }
 }

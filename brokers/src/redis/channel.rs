@@ -1,11 +1,12 @@
 //! Plain Redis Pub/Sub channels: fast fan-out with no durability, groups or redelivery.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::{ClosedFlag, Delivered, Settle};
 use event_bus_core::{
-    Broker, BusError, Capabilities, Delivery, Message, Nack, Publisher, Subscriber, Subscription,
+    Broker, BusError, Capabilities, Delivery, Message, Publisher, Subscriber, Subscription,
     SubscriptionConfig,
 };
 use futures::StreamExt;
@@ -19,7 +20,7 @@ pub struct RedisChannelBroker {
     client: redis::Client,
     publisher: ConnectionManager,
     prefix: String,
-    closed: AtomicBool,
+    closed: ClosedFlag,
 }
 
 /// A channel message that is not a frame this backend wrote.
@@ -36,7 +37,7 @@ impl RedisChannelBroker {
             client,
             publisher,
             prefix: prefix.to_owned(),
-            closed: AtomicBool::new(false),
+            closed: ClosedFlag::default(),
         })
     }
 
@@ -73,9 +74,7 @@ fn decode(frame: &[u8]) -> Result<Message, MalformedFrame> {
 #[async_trait]
 impl Publisher for RedisChannelBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
+        self.closed.ensure_open("publisher")?;
         let mut conn = self.publisher.clone();
         redis::cmd("PUBLISH")
             .arg(self.channel(topic))
@@ -87,7 +86,7 @@ impl Publisher for RedisChannelBroker {
     }
 
     async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         Ok(())
     }
 }
@@ -132,7 +131,7 @@ impl Subscription for ChannelSubscription {
         let frame = self.0.next().await?;
         Some(
             decode(frame.get_payload_bytes())
-                .map(|message| Box::new(ChannelDelivery(message)) as Box<dyn Delivery>)
+                .map(|message| Delivered::new(message, 1, ChannelSettle).boxed())
                 .map_err(|error| BusError::backend("redis-channels", error)),
         )
     }
@@ -142,30 +141,24 @@ impl Subscription for ChannelSubscription {
     }
 }
 
-/// A channel message; settling it changes nothing, since channels never redeliver.
-struct ChannelDelivery(Message);
+/// Settling a channel message changes nothing, since channels never redeliver.
+struct ChannelSettle;
 
 #[async_trait]
-impl Delivery for ChannelDelivery {
-    fn message(&self) -> &Message {
-        &self.0
-    }
-
-    fn attempt(&self) -> u32 {
-        1
-    }
-
-    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+impl Settle for ChannelSettle {
+    async fn ack(self) -> Result<(), BusError> {
         Ok(())
     }
 
-    async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BusError> {
+    async fn retry(self, after: Duration, _: Message, _: u32) -> Result<(), BusError> {
         tracing::warn!(
-            ?nack,
+            ?after,
             "Redis channels cannot redeliver; the message is dropped"
         );
         Ok(())
     }
+
+    fn hand_back(self, _: Message, _: u32) {}
 }
 
 #[cfg(test)]

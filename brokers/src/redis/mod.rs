@@ -23,26 +23,50 @@ mod channel;
 mod dedup_store;
 mod delivery;
 mod entry;
+mod settings;
 mod subscription;
 
 use std::sync::Arc;
 
-use event_bus_core::{Broker, BusError, BusSettings};
+use event_bus_core::{BusError, BusSettings};
+use futures::future::BoxFuture;
+
+use crate::registry::{Backend, BackendError, Connected};
 
 pub use broker::{RedisBroker, RedisOptions};
 pub use channel::RedisChannelBroker;
 pub use dedup_store::RedisDedupStore;
+pub use settings::VARIABLES;
+
+use settings::RedisMode;
+
+/// The Redis backend, `EVENT_BUS_TYPE=redis`.
+pub const BACKEND: Backend = Backend {
+    name: "redis",
+    variables: VARIABLES,
+    connect: connect_boxed,
+};
+
+fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
+    Box::pin(connect(settings))
+}
 
 /// Connects the Redis backend that `settings` describe: channels when `REDIS_CHANNEL_PREFIX`
-/// is set, streams otherwise.
-pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Broker>, BusError> {
-    match &settings.redis_channel_prefix {
-        Some(prefix) => Ok(Arc::new(
-            RedisChannelBroker::connect(&settings.redis_url, prefix).await?,
-        )),
-        None => Ok(Arc::new(
-            RedisBroker::connect(RedisOptions::from_settings(settings)).await?,
-        )),
+/// is set, streams otherwise, with idempotency keys kept in Redis under
+/// `{topic prefix}-dedup:` so every process of a consumer group shares them.
+pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
+    match RedisMode::from_settings(settings)? {
+        RedisMode::Channels { url, prefix } => Ok(Connected::broker(Arc::new(
+            RedisChannelBroker::connect(&url, &prefix).await?,
+        ))),
+        RedisMode::Streams(options) => {
+            let dedup_prefix = format!("{}-dedup", settings.topic_prefix);
+            let store = RedisDedupStore::connect(&options.url, &dedup_prefix).await?;
+            Ok(Connected {
+                broker: Arc::new(RedisBroker::connect(options).await?),
+                dedup_store: Some(Arc::new(store)),
+            })
+        }
     }
 }
 

@@ -2,16 +2,18 @@
 //! members, then new entries.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
+use event_bus_core::kit::Delivered;
+use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
 use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimReply, StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply,
 };
 
-use super::delivery::{GroupEntry, RedisDelivery};
+use super::delivery::{GroupEntry, RedisSettle};
 use super::{entry, redis_error};
 
 /// Entries fetched per round trip.
@@ -22,10 +24,11 @@ const BLOCK: Duration = Duration::from_millis(500);
 /// Reads one consumer group of one stream as a uniquely named consumer.
 pub(super) struct RedisSubscription {
     conn: ConnectionManager,
-    group: GroupEntry,
+    group: Arc<GroupEntry>,
     ack_deadline: Duration,
     autoclaim_cursor: String,
-    buffer: VecDeque<RedisDelivery>,
+    /// Entries fetched and not handed out yet: id, attempt, message.
+    buffer: VecDeque<(String, u32, Message)>,
 }
 
 impl RedisSubscription {
@@ -34,12 +37,12 @@ impl RedisSubscription {
         config: &SubscriptionConfig,
         ack_deadline: Duration,
     ) -> Self {
-        let group = GroupEntry {
+        let group = Arc::new(GroupEntry {
             stream: config.topic.clone(),
             group: config.consumer_group.clone(),
             consumer: format!("consumer-{}", uuid::Uuid::now_v7().simple()),
             delayed: format!("{}:delayed:{}", config.topic, config.consumer_group),
-        };
+        });
         Self {
             conn,
             group,
@@ -165,13 +168,15 @@ impl RedisSubscription {
 
     fn push(&mut self, entry: StreamId, attempt: u32) {
         let message = entry::message(&entry.map);
-        self.buffer.push_back(RedisDelivery::new(
-            self.conn.clone(),
-            self.group.clone(),
-            entry.id,
-            attempt,
-            message,
-        ));
+        self.buffer.push_back((entry.id, attempt, message));
+    }
+
+    fn settle(&self, id: String) -> RedisSettle {
+        RedisSettle {
+            conn: self.conn.clone(),
+            group: Arc::clone(&self.group),
+            id,
+        }
     }
 }
 
@@ -186,8 +191,9 @@ pub(super) fn now_millis() -> u64 {
 impl Subscription for RedisSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
         loop {
-            if let Some(delivery) = self.buffer.pop_front() {
-                return Some(Ok(Box::new(delivery)));
+            if let Some((id, attempt, message)) = self.buffer.pop_front() {
+                let settle = self.settle(id);
+                return Some(Ok(Delivered::new(message, attempt, settle).boxed()));
             }
             if let Err(error) = self.fill().await {
                 return Some(Err(error));
@@ -196,9 +202,9 @@ impl Subscription for RedisSubscription {
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
-        let unhanded: Vec<RedisDelivery> = self.buffer.drain(..).collect();
-        for delivery in unhanded {
-            delivery.hand_back().await?;
+        let unhanded: Vec<String> = self.buffer.drain(..).map(|(id, _, _)| id).collect();
+        for id in unhanded {
+            self.settle(id).retry_at(now_millis()).await?;
         }
         Ok(())
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use event_bus_core::SubscriptionConfig;
-use event_bus_core::dlq::{Action, DeadLetter, DeadLetterFilter, DeadLetterHandler, ParkedStore};
+use event_bus_core::dead_letter::{
+    Action, DeadLetter, DeadLetterFilter, DeadLetterHandler, ParkedStore,
+};
 use event_store_postgres::PgParkedStore;
 
 use crate::args::{DlqCommand, FilterArgs, Selection};

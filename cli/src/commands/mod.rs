@@ -9,6 +9,7 @@ pub mod store;
 pub mod tail;
 
 use event_bus_core::{BusSettings, EventBus};
+use event_store::StoreSettings;
 use event_store_postgres::PgEventStore;
 
 use crate::error::CliError;
@@ -20,13 +21,19 @@ pub const DEAD_LETTER_GROUP: &str = "eventbus-dead-letters";
 pub struct Context {
     /// Settings from the environment.
     pub settings: BusSettings,
+    store: StoreSettings,
     schema: String,
 }
 
 impl Context {
     /// A context for these settings and store schema.
-    pub fn new(settings: BusSettings, schema: String) -> Self {
-        Self { settings, schema }
+    pub fn new(settings: BusSettings, schema: String) -> Result<Self, CliError> {
+        let store = StoreSettings::from_settings(&settings)?;
+        Ok(Self {
+            settings,
+            store,
+            schema,
+        })
     }
 
     /// Connects the backend EVENT_BUS_TYPE names.
@@ -37,9 +44,9 @@ impl Context {
     /// Connects the event store at DATABASE_URL.
     pub async fn store(&self) -> Result<PgEventStore, CliError> {
         Ok(
-            PgEventStore::connect(&self.settings.database_url, &self.schema)
+            PgEventStore::connect(&self.store.database_url, &self.schema)
                 .await?
-                .with_snapshot_interval(self.settings.event_store_snapshot_interval),
+                .with_snapshot_interval(self.store.snapshot_interval),
         )
     }
 }

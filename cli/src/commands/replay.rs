@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use event_bus_core::replay::Replayer;
-use event_bus_core::store::EventFilter;
+use event_store::replay::Replayer;
+use event_store::store::EventFilter;
 
 use crate::args::ReplayArgs;
 use crate::error::CliError;

@@ -1,6 +1,6 @@
 //! `eventbus store stats`.
 
-use event_bus_core::EventStore;
+use event_store::EventStore;
 
 use crate::args::StoreCommand;
 use crate::error::CliError;

@@ -2,6 +2,7 @@
 
 mod builder;
 mod domain_event;
+mod replay_marker;
 mod spec_version;
 mod wire;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 pub use builder::EnvelopeBuilder;
 pub use domain_event::{DecodeError, DomainEvent};
+pub use replay_marker::{REPLAYED_HEADER, SkipReplays, skip_replays};
 pub use wire::{WireError, headers as wire_headers};
 
 use spec_version::SpecVersion;

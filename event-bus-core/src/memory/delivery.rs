@@ -1,34 +1,31 @@
-//! A message handed to one member of a consumer group of the in-memory broker.
+//! How a message handed to one member of an in-memory consumer group is settled.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::topic::Topic;
 use crate::error::BusError;
+use crate::kit::Settle;
 use crate::message::Message;
-use crate::transport::{Delivery, Nack};
+use crate::transport::Nack;
 
-/// A delivery that is requeued for its group if dropped unsettled.
-pub(super) struct MemoryDelivery {
+/// The group's record of one offset in flight.
+pub(super) struct MemorySettle {
     pub(super) topic: Arc<Topic>,
     pub(super) group: String,
     pub(super) offset: usize,
-    pub(super) attempt: u32,
-    pub(super) message: Message,
-    pub(super) settled: bool,
 }
 
-impl MemoryDelivery {
-    fn settle(&mut self, nack: Option<Nack>) {
-        self.settled = true;
-        let (group, offset) = (&self.group, self.offset);
+impl MemorySettle {
+    fn settle(&self, nack: Option<Nack>) {
         self.topic.update(|state| {
-            if let Some(group) = state.groups.get_mut(group) {
+            if let Some(group) = state.groups.get_mut(&self.group) {
                 match nack {
-                    None => group.ack(offset),
-                    Some(nack) => group.nack(offset, nack, Instant::now()),
+                    None => group.ack(self.offset),
+                    Some(nack) => group.nack(self.offset, nack, Instant::now()),
                 }
             }
         });
@@ -36,30 +33,18 @@ impl MemoryDelivery {
 }
 
 #[async_trait]
-impl Delivery for MemoryDelivery {
-    fn message(&self) -> &Message {
-        &self.message
-    }
-
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
+impl Settle for MemorySettle {
+    async fn ack(self) -> Result<(), BusError> {
         self.settle(None);
         Ok(())
     }
 
-    async fn nack(mut self: Box<Self>, nack: Nack) -> Result<(), BusError> {
-        self.settle(Some(nack));
+    async fn retry(self, after: Duration, _: Message, _: u32) -> Result<(), BusError> {
+        self.settle(Some(Nack::RequeueAfter(after)));
         Ok(())
     }
-}
 
-impl Drop for MemoryDelivery {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.settle(Some(Nack::Requeue));
-        }
+    fn hand_back(self, _: Message, _: u32) {
+        self.settle(Some(Nack::Requeue));
     }
 }

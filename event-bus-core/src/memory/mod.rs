@@ -7,13 +7,13 @@ mod subscription;
 mod topic;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::BusError;
+use crate::kit::ClosedFlag;
 use crate::message::Message;
 use crate::transport::{
     Broker, Capabilities, Publisher, Subscriber, Subscription, SubscriptionConfig,
@@ -27,7 +27,7 @@ use topic::Topic;
 #[derive(Clone, Default)]
 pub struct InMemoryBroker {
     topics: Arc<Mutex<HashMap<String, Arc<Topic>>>>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<ClosedFlag>,
 }
 
 impl InMemoryBroker {
@@ -90,15 +90,13 @@ impl InMemoryBroker {
 #[async_trait]
 impl Publisher for InMemoryBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
+        self.closed.ensure_open("publisher")?;
         self.topic(topic).update(|state| state.log.push(message));
         Ok(())
     }
 
     async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         Ok(())
     }
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::delivery::MemoryDelivery;
+use super::delivery::MemorySettle;
 use super::group::Dispatch;
 use super::topic::Topic;
 use crate::error::BusError;
+use crate::kit::Delivered;
 use crate::transport::{Delivery, Subscription};
 
 /// Competes with the other members of its group for the topic's messages.
@@ -19,19 +20,20 @@ pub(super) struct MemorySubscription {
 }
 
 impl MemorySubscription {
-    fn try_take(&self) -> Result<MemoryDelivery, Option<Instant>> {
+    fn try_take(&self) -> Result<Delivered<MemorySettle>, Option<Instant>> {
         let mut state = self.topic.lock();
         let state = &mut *state;
         let group = state.groups.entry(self.group.clone()).or_default();
         match group.dispatch(&state.log, self.ordering, Instant::now()) {
-            Dispatch::Deliver { offset, attempt } => Ok(MemoryDelivery {
-                topic: Arc::clone(&self.topic),
-                group: self.group.clone(),
-                offset,
+            Dispatch::Deliver { offset, attempt } => Ok(Delivered::new(
+                state.log[offset].clone(),
                 attempt,
-                message: state.log[offset].clone(),
-                settled: false,
-            }),
+                MemorySettle {
+                    topic: Arc::clone(&self.topic),
+                    group: self.group.clone(),
+                    offset,
+                },
+            )),
             Dispatch::Wait(wake) => Err(wake),
         }
     }
@@ -43,7 +45,7 @@ impl Subscription for MemorySubscription {
         loop {
             let changed = self.topic.changed();
             match self.try_take() {
-                Ok(delivery) => return Some(Ok(Box::new(delivery))),
+                Ok(delivery) => return Some(Ok(delivery.boxed())),
                 Err(Some(wake)) => {
                     tokio::select! {
                         () = changed => {}

@@ -14,7 +14,7 @@ pub use subscription_config::SubscriptionConfig;
 
 /// A backend: a publisher and a subscriber over one broker, with its capabilities.
 pub trait Broker: Publisher + Subscriber {
-    /// Short backend name, such as `memory` or `redis`.
+    /// Short backend name, the value of `EVENT_BUS_TYPE` that selects it.
     fn name(&self) -> &'static str;
     /// What this backend guarantees.
     fn capabilities(&self) -> Capabilities;

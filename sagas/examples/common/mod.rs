@@ -18,7 +18,10 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// The bus `EVENT_BUS_TYPE` selects (in memory by default).
 pub async fn connect() -> ExampleResult<Arc<EventBus>> {
     let settings = BusSettings::from_env()?;
-    println!("bus: {}", settings.bus_type);
+    println!(
+        "bus: {}",
+        event_bus_brokers::registry::selected(&settings)?.name
+    );
     Ok(Arc::new(event_bus_brokers::connect(settings).await?))
 }
 
