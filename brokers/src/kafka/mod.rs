@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::{BusError, BusSettings};
-use futures::future::BoxFuture;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::registry::{Backend, BackendError, Connected};
@@ -46,12 +45,8 @@ pub use options::{KafkaOptions, VARIABLES};
 pub const BACKEND: Backend = Backend {
     name: "kafka",
     variables: VARIABLES,
-    connect: connect_boxed,
+    connect: |settings| Box::pin(connect(settings)),
 };
-
-fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
-    Box::pin(connect(settings))
-}
 
 /// Connects the Kafka backend that `settings` describe.
 pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {

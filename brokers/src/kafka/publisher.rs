@@ -84,11 +84,8 @@ impl KafkaPublisher {
         topic: &str,
         messages: &[Message],
     ) -> Vec<Result<(), BusError>> {
-        if self.closed.ensure_open("publisher").is_err() {
-            return messages
-                .iter()
-                .map(|_| Err(BusError::Closed("publisher")))
-                .collect();
+        if let Some(refused) = self.closed.refuse_batch("publisher", messages.len()) {
+            return refused;
         }
         if let Err(error) = self.admin.ensure(&[topic]).await {
             let error = Arc::new(error);

@@ -53,7 +53,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::{BusError, BusSettings};
-use futures::future::BoxFuture;
 use gcloud_gax::grpc::Status;
 
 use crate::registry::{Backend, BackendError, Connected};
@@ -65,12 +64,8 @@ pub use broker::{PubSubBroker, PubSubOptions, VARIABLES};
 pub const BACKEND: Backend = Backend {
     name: "pubsub",
     variables: VARIABLES,
-    connect: connect_boxed,
+    connect: |settings| Box::pin(connect(settings)),
 };
-
-fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
-    Box::pin(connect(settings))
-}
 
 /// Connects the Pub/Sub backend that `settings` describe.
 pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {

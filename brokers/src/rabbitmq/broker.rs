@@ -69,11 +69,8 @@ impl Publisher for RabbitMqBroker {
         topic: &str,
         messages: Vec<Message>,
     ) -> Vec<Result<(), BusError>> {
-        if self.closed.ensure_open("publisher").is_err() {
-            return messages
-                .iter()
-                .map(|_| Err(BusError::Closed("publisher")))
-                .collect();
+        if let Some(refused) = self.closed.refuse_batch("publisher", messages.len()) {
+            return refused;
         }
         self.publisher
             .publish_batch_to_topic(topic, &messages)

@@ -38,7 +38,6 @@ mod topology;
 use std::sync::Arc;
 
 use event_bus_core::{BusError, BusSettings};
-use futures::future::BoxFuture;
 
 use crate::registry::{Backend, BackendError, Connected};
 
@@ -49,12 +48,8 @@ pub use settings::VARIABLES;
 pub const BACKEND: Backend = Backend {
     name: "rabbitmq",
     variables: VARIABLES,
-    connect: connect_boxed,
+    connect: |settings| Box::pin(connect(settings)),
 };
-
-fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
-    Box::pin(connect(settings))
-}
 
 /// Connects the RabbitMQ backend that `settings` describe.
 pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {

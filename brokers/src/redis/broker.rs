@@ -88,11 +88,8 @@ impl Publisher for RedisBroker {
         topic: &str,
         messages: Vec<Message>,
     ) -> Vec<Result<(), BusError>> {
-        if self.closed.ensure_open("publisher").is_err() {
-            return messages
-                .iter()
-                .map(|_| Err(BusError::Closed("publisher")))
-                .collect();
+        if let Some(refused) = self.closed.refuse_batch("publisher", messages.len()) {
+            return refused;
         }
         let mut pipe = redis::pipe();
         for message in &messages {

@@ -9,8 +9,7 @@ use event_bus_core::kit::Settle;
 use event_bus_core::{BusError, Message};
 use redis::aio::ConnectionManager;
 
-use super::redis_error;
-use super::subscription::now_millis;
+use super::{now_millis, redis_error};
 
 /// Where an entry lives: its stream, group, consumer, and the group's delayed-retry set.
 #[derive(Debug)]

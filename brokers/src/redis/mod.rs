@@ -27,9 +27,9 @@ mod settings;
 mod subscription;
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use event_bus_core::{BusError, BusSettings};
-use futures::future::BoxFuture;
 
 use crate::registry::{Backend, BackendError, Connected};
 
@@ -44,12 +44,8 @@ use settings::RedisMode;
 pub const BACKEND: Backend = Backend {
     name: "redis",
     variables: VARIABLES,
-    connect: connect_boxed,
+    connect: |settings| Box::pin(connect(settings)),
 };
-
-fn connect_boxed(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
-    Box::pin(connect(settings))
-}
 
 /// Connects the Redis backend that `settings` describe: channels when `REDIS_CHANNEL_PREFIX`
 /// is set, streams otherwise, with idempotency keys kept in Redis under
@@ -72,4 +68,11 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
 
 fn redis_error(error: redis::RedisError) -> BusError {
     BusError::backend("redis", error)
+}
+
+/// Milliseconds since the Unix epoch, the score of the delayed-retry sets.
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::kit::Delivered;
@@ -14,7 +14,7 @@ use redis::streams::{
 };
 
 use super::delivery::{GroupEntry, RedisSettle};
-use super::{entry, redis_error};
+use super::{entry, now_millis, redis_error};
 
 /// Entries fetched per round trip.
 const BATCH: usize = 16;
@@ -178,13 +178,6 @@ impl RedisSubscription {
             id,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, the score of the delayed-retry sets.
-pub(super) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[async_trait]
