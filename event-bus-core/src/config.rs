@@ -54,6 +54,8 @@ pub const VARIABLES: &[&str] = &[
     "SAGA_RETRY_MAX_BACKOFF_MS",
     "SAGA_DATABASE_URL",
     "SAGA_DATABASE_SCHEMA",
+    "SAGA_DATABASE_POOL_SIZE",
+    "SAGA_LEASE_SECONDS",
 ];
 
 /// Which backend carries the events.
