@@ -46,9 +46,7 @@ async fn append_all(store: &PgEventStore) -> Vec<Uuid> {
     for append in 0..EVENTS / PER_APPEND {
         let aggregate = format!("o-{}", append % AGGREGATES);
         let events: Vec<EventEnvelope> = (0..PER_APPEND)
-            .map(|n| {
-                EventEnvelope::builder("order.placed", serde_json::json!({ "n": n })).build()
-            })
+            .map(|n| EventEnvelope::builder("order.placed", serde_json::json!({ "n": n })).build())
             .collect();
         ids.extend(events.iter().map(|e| e.id));
         store
@@ -124,7 +122,10 @@ fn check(appended: &[Uuid], arrived: &[EventEnvelope]) -> HashSet<Uuid> {
     let lost = appended.iter().filter(|id| !times.contains_key(id)).count();
     assert_eq!(lost, 0, "events lost");
     assert_eq!(times.len(), appended.len(), "events nobody appended");
-    assert!(times.values().all(|&n| n <= 2), "an event published 3 times");
+    assert!(
+        times.values().all(|&n| n <= 2),
+        "an event published 3 times"
+    );
     times
         .into_iter()
         .filter(|&(_, n)| n > 1)

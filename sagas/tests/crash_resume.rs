@@ -188,7 +188,12 @@ async fn a_saga_whose_deadline_passed_while_down_is_compensated_on_restart() {
         (killed.status, killed.completed_steps),
         (SagaStatus::Running, 3)
     );
-    wait_past(killed.deadline.max(killed.lease_expires_at.expect("a lease"))).await;
+    wait_past(
+        killed
+            .deadline
+            .max(killed.lease_expires_at.expect("a lease")),
+    )
+    .await;
 
     let mut second = Worker::spawn(&schema.name, &["resume"], 5);
     assert_eq!(

@@ -58,11 +58,24 @@ async fn a_saga_changes_owner_only_after_its_lease_expired_or_was_released() {
     assert_eq!(stored.owner, Some(first.owner));
 
     clock.advance(LEASE - Duration::from_secs(1));
-    assert!(repository.acquire(&second, &types, 10).await.unwrap().is_empty());
-    assert_eq!(repository.renew(&[stored.id], &first).await.unwrap(), [stored.id]);
+    assert!(
+        repository
+            .acquire(&second, &types, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        repository.renew(&[stored.id], &first).await.unwrap(),
+        [stored.id]
+    );
     clock.advance(LEASE - Duration::from_secs(1));
     assert!(
-        repository.acquire(&second, &types, 10).await.unwrap().is_empty(),
+        repository
+            .acquire(&second, &types, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "the renewal moved the expiry"
     );
 
@@ -75,14 +88,24 @@ async fn a_saga_changes_owner_only_after_its_lease_expired_or_was_released() {
     );
     let late = repository.update(&stored, &[], &first).await.unwrap_err();
     assert!(matches!(late, RepositoryError::Conflict { .. }), "{late}");
-    assert!(repository.renew(&[stored.id], &first).await.unwrap().is_empty());
+    assert!(
+        repository
+            .renew(&[stored.id], &first)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut current = taken[0].clone();
     let lost = repository.update(&current, &[], &third).await.unwrap_err();
     assert!(matches!(lost, RepositoryError::LeaseLost { .. }), "{lost}");
 
     repository.release(stored.id, first.owner).await.unwrap();
     assert!(
-        repository.acquire(&third, &types, 10).await.unwrap().is_empty(),
+        repository
+            .acquire(&third, &types, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "only the owner releases"
     );
     repository.release(stored.id, second.owner).await.unwrap();
@@ -101,7 +124,13 @@ async fn a_saga_changes_owner_only_after_its_lease_expired_or_was_released() {
     let finished = repository.update(&current, &[], &third).await.unwrap();
     assert_eq!((finished.owner, finished.lease_expires_at), (None, None));
     clock.advance(LEASE * 2);
-    assert!(repository.acquire(&second, &types, 10).await.unwrap().is_empty());
+    assert!(
+        repository
+            .acquire(&second, &types, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 struct Instance {

@@ -99,7 +99,12 @@ async fn the_same_trigger_stores_one_saga_even_from_concurrent_writers() {
     let repository = Arc::new(schema.repository().await);
     let writers = (0..8).map(|_| {
         let repository = repository.clone();
-        tokio::spawn(async move { repository.create(&new_saga("same"), &lease()).await.unwrap() })
+        tokio::spawn(async move {
+            repository
+                .create(&new_saga("same"), &lease())
+                .await
+                .unwrap()
+        })
     });
     let outcomes = futures::future::join_all(writers).await;
     let new = outcomes

@@ -28,7 +28,8 @@ struct Printing(Arc<dyn Publisher>);
 #[async_trait]
 impl Publisher for Printing {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        let id = EventEnvelope::from_message(&message).map_or_else(|_| "?".to_owned(), |e| e.id.to_string());
+        let id = EventEnvelope::from_message(&message)
+            .map_or_else(|_| "?".to_owned(), |e| e.id.to_string());
         println!("publish {id}");
         self.0.publish(topic, message).await
     }

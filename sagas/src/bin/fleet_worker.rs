@@ -59,9 +59,9 @@ async fn call(ctx: StepContext, pause: Duration) -> Result<(), StepError> {
 }
 
 fn definition(pause: Duration) -> SagaDefinition {
-    ["reserve", "charge", "ship"]
-        .into_iter()
-        .fold(SagaDefinition::new(SAGA, TRIGGER), |saga, name| {
+    ["reserve", "charge", "ship"].into_iter().fold(
+        SagaDefinition::new(SAGA, TRIGGER),
+        |saga, name| {
             saga.step(
                 name,
                 step_fn(
@@ -72,7 +72,8 @@ fn definition(pause: Duration) -> SagaDefinition {
                     move |ctx| call(ctx, pause),
                 ),
             )
-        })
+        },
+    )
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

@@ -203,7 +203,12 @@ impl SagaOrchestrator {
         let index = state.completed_steps;
         let Some(step) = definition.steps.get(index) else {
             let Some(hook_record) = self
-                .run_hook(definition.on_completed.as_ref(), &state, "on_completed", stop)
+                .run_hook(
+                    definition.on_completed.as_ref(),
+                    &state,
+                    "on_completed",
+                    stop,
+                )
                 .await
             else {
                 return Ok(Pass::Stop);
@@ -359,7 +364,12 @@ impl SagaOrchestrator {
     ) -> Result<Pass, RepositoryError> {
         let Some(index) = state.completed_steps.checked_sub(1) else {
             let Some(hook_record) = self
-                .run_hook(definition.on_compensated.as_ref(), &state, "on_compensated", stop)
+                .run_hook(
+                    definition.on_compensated.as_ref(),
+                    &state,
+                    "on_compensated",
+                    stop,
+                )
                 .await
             else {
                 return Ok(Pass::Stop);
