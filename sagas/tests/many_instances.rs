@@ -131,10 +131,22 @@ const FINISHED: [&str; 3] = ["completed", "compensated", "failed"];
 /// Waits until at least `n` sagas are finished.
 async fn finished_at_least(pool: &PgPool, schema: &str, n: u64, started: Instant) {
     while count(pool, schema, &FINISHED).await < n as i64 {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "fewer than {n} sagas finished within {DEADLINE:?}"
-        );
+        if started.elapsed() > DEADLINE {
+            let unfinished: Vec<(String, bool, bool, i64)> = sqlx::query_as(&format!(
+                r#"SELECT status, owner IS NULL, lease_expires_at < now(), count(*)
+                   FROM "{schema}".sagas WHERE NOT status = ANY($1) GROUP BY 1, 2, 3"#
+            ))
+            .bind(&FINISHED[..])
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let stored = count(pool, schema, &["running", "compensating"]).await
+                + count(pool, schema, &FINISHED).await;
+            panic!(
+                "fewer than {n} sagas finished within {DEADLINE:?}; {stored} stored; unfinished \
+                 (status, free, expired, count): {unfinished:?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
