@@ -215,3 +215,61 @@ async fn user_registration_runs_and_compensates_on_postgres() {
     );
     orchestrator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_conflict_and_a_lost_lease_are_reported_on_a_pool_of_one_connection() {
+    let schema = TestSchema::new();
+    let repository =
+        PgSagaRepository::connect_with_pool_size(common::postgres::DATABASE_URL, &schema.name, 1)
+            .await
+            .unwrap();
+    let (owner, other) = (lease(), lease());
+    let Created::New(stored) = repository.create(&new_saga("k"), &owner).await.unwrap() else {
+        panic!("new saga expected");
+    };
+    repository.update(&stored, &[], &owner).await.unwrap();
+    let within = Duration::from_secs(5);
+    let stale = tokio::time::timeout(within, repository.update(&stored, &[], &owner))
+        .await
+        .expect("no second connection is awaited")
+        .unwrap_err();
+    assert!(
+        matches!(stale, RepositoryError::Conflict { expected: 1, .. }),
+        "{stale}"
+    );
+    let current = repository.get(stored.id).await.unwrap().unwrap();
+    let lost = tokio::time::timeout(within, repository.update(&current, &[], &other))
+        .await
+        .expect("no second connection is awaited")
+        .unwrap_err();
+    assert!(matches!(lost, RepositoryError::LeaseLost { .. }), "{lost}");
+    assert!(
+        repository
+            .acquire(&other, &["test-saga".to_owned()], 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the owner's lease is live"
+    );
+    repository.release(stored.id, owner.owner).await.unwrap();
+    let taken = repository
+        .acquire(&other, &["test-saga".to_owned()], 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].owner, taken[0].version),
+        (Some(other.owner), current.version + 1)
+    );
+    assert!(
+        repository
+            .renew(&[stored.id], &owner)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        repository.renew(&[stored.id], &other).await.unwrap(),
+        [stored.id]
+    );
+}
