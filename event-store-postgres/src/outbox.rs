@@ -1,4 +1,9 @@
-//! The outbox table: enqueued in the append's transaction, drained by the relay.
+//! The outbox table: enqueued in the append's transaction, drained by relays. A relay claims
+//! rows (`claimed_by`, `claimed_until`) in a short transaction; claims are taken one relay at a
+//! time under an advisory lock, so a claim sees every earlier one and no two relays take rows
+//! of one aggregate.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -6,6 +11,7 @@ use event_bus_core::envelope::EventEnvelope;
 use event_store::outbox::{Outbox, OutboxEntry};
 use event_store::store::{AppendOutcome, ExpectedVersion, StoreError, StreamId};
 use sqlx::types::Json;
+use uuid::Uuid;
 
 use crate::error::pg;
 use crate::store::PgEventStore;
@@ -59,21 +65,70 @@ impl Outbox for PgEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(pg)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, Json(envelope), enqueued_at, attempts, last_error, published_at)| {
-                    OutboxEntry {
-                        id: id as u64,
-                        envelope,
-                        enqueued_at,
-                        attempts: attempts.max(0) as u32,
-                        last_error,
-                        published_at,
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    async fn claim(
+        &self,
+        relay: Uuid,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let table = self.schema.table("outbox");
+        let mut tx = self.pool.begin().await.map_err(pg)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(self.schema.lock_key() ^ 2)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        let mut rows: Vec<Row> = sqlx::query_as(&format!(
+            "WITH held AS (
+                 SELECT DISTINCT envelope->>'aggregatetype' AS aggregate_type,
+                        envelope->>'subject' AS aggregate_id
+                 FROM {table}
+                 WHERE published_at IS NULL AND claimed_by <> $1 AND claimed_until > now()
+             ), chosen AS (
+                 SELECT o.id FROM {table} o
+                 WHERE o.published_at IS NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM held
+                       WHERE held.aggregate_type = o.envelope->>'aggregatetype'
+                         AND held.aggregate_id = o.envelope->>'subject')
+                 ORDER BY o.id LIMIT $2
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE {table} o
+             SET claimed_by = $1, claimed_until = now() + make_interval(secs => $3)
+             FROM chosen WHERE o.id = chosen.id
+             RETURNING o.id, o.envelope, o.enqueued_at, o.attempts, o.last_error, o.published_at"
+        ))
+        .bind(relay)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        rows.sort_by_key(|row| row.0);
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    async fn release(&self, relay: Uuid, ids: &[u64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        sqlx::query(&format!(
+            "UPDATE {} SET claimed_by = NULL, claimed_until = NULL
+             WHERE id = ANY($2) AND claimed_by = $1 AND published_at IS NULL",
+            self.schema.table("outbox")
+        ))
+        .bind(relay)
+        .bind(&ids)
+        .execute(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(())
     }
 
     async fn mark_published(&self, ids: &[u64]) -> Result<(), StoreError> {
@@ -103,5 +158,18 @@ impl Outbox for PgEventStore {
         .await
         .map_err(pg)?;
         Ok(())
+    }
+}
+
+fn entry(
+    (id, Json(envelope), enqueued_at, attempts, last_error, published_at): Row,
+) -> OutboxEntry {
+    OutboxEntry {
+        id: id as u64,
+        envelope,
+        enqueued_at,
+        attempts: attempts.max(0) as u32,
+        last_error,
+        published_at,
     }
 }

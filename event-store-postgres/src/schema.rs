@@ -107,6 +107,8 @@ CREATE TABLE IF NOT EXISTS "{s}".outbox (
     last_error text,
     published_at timestamptz
 );
+ALTER TABLE "{s}".outbox ADD COLUMN IF NOT EXISTS claimed_by uuid;
+ALTER TABLE "{s}".outbox ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
 CREATE INDEX IF NOT EXISTS outbox_pending ON "{s}".outbox (id) WHERE published_at IS NULL;
 CREATE TABLE IF NOT EXISTS "{s}".parked_dead_letters (
     id uuid PRIMARY KEY,

@@ -48,6 +48,14 @@ pub enum RepositoryError {
         /// The version the writer read.
         expected: i64,
     },
+    /// The saga is no longer leased to this owner: another instance took it over.
+    #[error("saga {id} is no longer leased to {owner}")]
+    LeaseLost {
+        /// The saga.
+        id: Uuid,
+        /// The instance that held the lease.
+        owner: Uuid,
+    },
     /// No saga has this id.
     #[error("no saga with id {0}")]
     NotFound(Uuid),

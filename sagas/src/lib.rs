@@ -65,6 +65,8 @@ pub use error::{RepositoryError, SagaError, StepError};
 pub use orchestrator::{SagaOrchestrator, StartOutcome, saga_id};
 #[cfg(feature = "postgres")]
 pub use repository::PgSagaRepository;
-pub use repository::{Created, MemorySagaRepository, SagaRepository};
+pub use repository::{
+    Clock, Created, Lease, ManualClock, MemorySagaRepository, SagaRepository, SystemClock,
+};
 pub use settings::{SagaSettings, SettingsError, VARIABLES};
 pub use state::{SagaState, SagaStatus, StepOutcome, StepPhase, StepRecord};

@@ -17,6 +17,8 @@ pub const VARIABLES: &[&str] = &[
     "SAGA_RETRY_MAX_BACKOFF_MS",
     "SAGA_DATABASE_URL",
     "SAGA_DATABASE_SCHEMA",
+    "SAGA_DATABASE_POOL_SIZE",
+    "SAGA_LEASE_SECONDS",
 ];
 
 /// Why saga settings could not be loaded.
@@ -45,6 +47,12 @@ pub struct SagaSettings {
     pub database_url: String,
     /// `SAGA_DATABASE_SCHEMA`: schema holding the saga tables (default `sagas`).
     pub database_schema: String,
+    /// `SAGA_DATABASE_POOL_SIZE`: connections in the PostgreSQL repository's pool (default 8).
+    pub database_pool_size: u32,
+    /// `SAGA_LEASE_SECONDS`: how long an instance holds a saga it drives without renewing
+    /// (default 10); renewed every third of it, so another instance takes over the sagas of
+    /// one that died within about this long.
+    pub lease: Duration,
 }
 
 #[derive(Default, Deserialize)]
@@ -57,6 +65,8 @@ struct RawSettings {
     saga_retry_max_backoff_ms: Option<u64>,
     saga_database_url: Option<String>,
     saga_database_schema: Option<String>,
+    saga_database_pool_size: Option<u32>,
+    saga_lease_seconds: Option<u64>,
 }
 
 impl Default for SagaSettings {
@@ -124,6 +134,8 @@ impl SagaSettings {
             database_schema: raw
                 .saga_database_schema
                 .unwrap_or_else(|| "sagas".to_owned()),
+            database_pool_size: raw.saga_database_pool_size.unwrap_or(8).max(1),
+            lease: Duration::from_secs(raw.saga_lease_seconds.unwrap_or(10).max(1)),
         }
     }
 }
@@ -139,6 +151,8 @@ mod tests {
         assert!(settings.enabled);
         assert_eq!(settings.timeout, Duration::from_secs(300));
         assert_eq!(settings.max_step_attempts, 5);
+        assert_eq!(settings.database_pool_size, 8);
+        assert_eq!(settings.lease, Duration::from_secs(10));
     }
 
     #[test]
@@ -149,6 +163,8 @@ mod tests {
             ("SAGA_MAX_STEP_ATTEMPTS", "2"),
             ("SAGA_RETRY_INITIAL_BACKOFF_MS", "5"),
             ("SAGA_DATABASE_SCHEMA", "orders"),
+            ("SAGA_DATABASE_POOL_SIZE", "20"),
+            ("SAGA_LEASE_SECONDS", "3"),
         ])
         .unwrap();
         assert!(!settings.enabled);
@@ -156,6 +172,8 @@ mod tests {
         assert_eq!(settings.max_step_attempts, 2);
         assert_eq!(settings.retry.initial_backoff, Duration::from_millis(5));
         assert_eq!(settings.database_schema, "orders");
+        assert_eq!(settings.database_pool_size, 20);
+        assert_eq!(settings.lease, Duration::from_secs(3));
     }
 
     #[test]

@@ -95,8 +95,12 @@ pub struct SagaState {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// Optimistic-concurrency version, bumped by every write.
+    /// Optimistic-concurrency version, bumped by every write and every change of owner.
     pub version: i64,
+    /// The orchestrator instance driving the saga; `None` once finished or released.
+    pub owner: Option<Uuid>,
+    /// When the owner's lease runs out unless renewed; after it any instance may take over.
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Whether a log entry belongs to an action or a compensation.

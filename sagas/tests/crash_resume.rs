@@ -1,5 +1,6 @@
 //! A real worker process runs a saga against PostgreSQL and is killed with SIGKILL mid-step;
-//! a second run resumes it: to completion before the deadline, to compensation after it.
+//! a second run resumes it once the dead worker's lease has expired: to completion before the
+//! deadline, to compensation after it.
 #![cfg(feature = "postgres")]
 
 mod common;
@@ -24,11 +25,21 @@ struct Worker {
 
 impl Worker {
     fn spawn(schema: &str, args: &[&str], timeout_seconds: u64) -> Self {
+        Self::spawn_with_lease(schema, args, timeout_seconds, 1)
+    }
+
+    fn spawn_with_lease(
+        schema: &str,
+        args: &[&str],
+        timeout_seconds: u64,
+        lease_seconds: u64,
+    ) -> Self {
         let mut child = Command::new(WORKER)
             .args([DATABASE_URL, schema])
             .args(args)
             .env("SAGA_TIMEOUT_SECONDS", timeout_seconds.to_string())
             .env("SAGA_RETRY_INITIAL_BACKOFF_MS", "5")
+            .env("SAGA_LEASE_SECONDS", lease_seconds.to_string())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -68,10 +79,33 @@ impl Worker {
             .collect()
     }
 
+    /// Waits for the worker to exit by itself; returns everything it printed.
+    async fn wait_exit(mut self) -> Vec<String> {
+        let read = async {
+            while let Some(line) = self.lines.next_line().await.expect("worker output") {
+                self.seen.push(line);
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .expect("the worker exits");
+        self.seen
+    }
+
     async fn sigkill(mut self) -> Vec<String> {
         self.child.kill().await.expect("SIGKILL the worker");
         self.calls().into_iter().map(str::to_owned).collect()
     }
+}
+
+/// Waits until `instant` has passed.
+async fn wait_past(instant: chrono::DateTime<chrono::Utc>) {
+    let past = tokio::time::timeout(WAIT, async {
+        while chrono::Utc::now() <= instant {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    past.await.expect("the instant passes");
 }
 
 #[tokio::test]
@@ -80,10 +114,11 @@ async fn a_killed_worker_s_saga_is_resumed_by_the_next_run() {
     let user_id = format!("u-{}", uuid::Uuid::now_v7().simple());
     let id = saga_id(SAGA, &format!("signup-{user_id}"));
 
-    let mut first = Worker::spawn(
+    let mut first = Worker::spawn_with_lease(
         &schema.name,
         &["start", &user_id, "welcome_email.send"],
         300,
+        3,
     );
     first.wait_for_line("call welcome_email.send").await;
     let first_calls = first.sigkill().await;
@@ -98,6 +133,14 @@ async fn a_killed_worker_s_saga_is_resumed_by_the_next_run() {
         (killed.status, killed.completed_steps),
         (SagaStatus::Running, 2)
     );
+    let lease_end = killed.lease_expires_at.expect("the dead worker's lease");
+    let early = Worker::spawn(&schema.name, &["resume"], 300);
+    assert_eq!(
+        early.wait_exit().await,
+        Vec::<String>::new(),
+        "nothing is resumed while the dead worker's lease runs"
+    );
+    wait_past(lease_end).await;
 
     let mut second = Worker::spawn(&schema.name, &["resume"], 300);
     assert_eq!(
@@ -145,12 +188,12 @@ async fn a_saga_whose_deadline_passed_while_down_is_compensated_on_restart() {
         (killed.status, killed.completed_steps),
         (SagaStatus::Running, 3)
     );
-    let past_deadline = tokio::time::timeout(WAIT, async {
-        while chrono::Utc::now() <= killed.deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    past_deadline.await.expect("the deadline passes");
+    wait_past(
+        killed
+            .deadline
+            .max(killed.lease_expires_at.expect("a lease")),
+    )
+    .await;
 
     let mut second = Worker::spawn(&schema.name, &["resume"], 5);
     assert_eq!(

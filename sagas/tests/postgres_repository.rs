@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use common::postgres::TestSchema;
@@ -13,7 +14,7 @@ use common::*;
 use event_bus_sagas::shipped::user_registration::{self, STEPS};
 use event_bus_sagas::shipped::{ExampleServices, Fault};
 use event_bus_sagas::{
-    Created, PgSagaRepository, RepositoryError, SagaOrchestrator, SagaRepository, SagaState,
+    Created, Lease, PgSagaRepository, RepositoryError, SagaOrchestrator, SagaRepository, SagaState,
     SagaStatus, StartOutcome, StepOutcome, StepPhase, StepRecord, saga_id,
 };
 
@@ -32,6 +33,16 @@ fn new_saga(trigger_key: &str) -> SagaState {
         created_at: now,
         updated_at: now,
         version: 0,
+        owner: None,
+        lease_expires_at: None,
+    }
+}
+
+/// A lease of one test's own instance.
+fn lease() -> Lease {
+    Lease {
+        owner: uuid::Uuid::now_v7(),
+        duration: Duration::from_secs(60),
     }
 }
 
@@ -39,7 +50,8 @@ fn new_saga(trigger_key: &str) -> SagaState {
 async fn a_stale_version_is_a_conflict_and_writes_nothing() {
     let schema = TestSchema::new();
     let repository = schema.repository().await;
-    let Created::New(stored) = repository.create(&new_saga("k-1")).await.unwrap() else {
+    let lease = lease();
+    let Created::New(stored) = repository.create(&new_saga("k-1"), &lease).await.unwrap() else {
         panic!("new saga expected");
     };
     assert_eq!(stored.version, 1);
@@ -58,7 +70,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing() {
         at: Utc::now(),
     };
     let saved = repository
-        .update(&advanced, std::slice::from_ref(&entry))
+        .update(&advanced, std::slice::from_ref(&entry), &lease)
         .await
         .unwrap();
     assert_eq!(saved.version, 2);
@@ -66,7 +78,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing() {
     let mut stale = stored.clone();
     stale.status = SagaStatus::Compensating;
     let error = repository
-        .update(&stale, std::slice::from_ref(&entry))
+        .update(&stale, std::slice::from_ref(&entry), &lease)
         .await
         .unwrap_err();
     assert!(
@@ -87,7 +99,12 @@ async fn the_same_trigger_stores_one_saga_even_from_concurrent_writers() {
     let repository = Arc::new(schema.repository().await);
     let writers = (0..8).map(|_| {
         let repository = repository.clone();
-        tokio::spawn(async move { repository.create(&new_saga("same")).await.unwrap() })
+        tokio::spawn(async move {
+            repository
+                .create(&new_saga("same"), &lease())
+                .await
+                .unwrap()
+        })
     });
     let outcomes = futures::future::join_all(writers).await;
     let new = outcomes
@@ -102,17 +119,19 @@ async fn the_same_trigger_stores_one_saga_even_from_concurrent_writers() {
 async fn sagas_are_listed_by_status() {
     let schema = TestSchema::new();
     let repository = schema.repository().await;
+    let lease = lease();
     for (key, status) in [
         ("a", SagaStatus::Running),
         ("b", SagaStatus::Compensated),
         ("c", SagaStatus::Failed),
         ("d", SagaStatus::Running),
     ] {
-        let Created::New(mut saga) = repository.create(&new_saga(key)).await.unwrap() else {
+        let Created::New(mut saga) = repository.create(&new_saga(key), &lease).await.unwrap()
+        else {
             panic!("new saga expected");
         };
         saga.status = status;
-        repository.update(&saga, &[]).await.unwrap();
+        repository.update(&saga, &[], &lease).await.unwrap();
     }
     let keys = |sagas: Vec<SagaState>| sagas.into_iter().map(|s| s.trigger_key).collect::<Vec<_>>();
     assert_eq!(
@@ -195,4 +214,62 @@ async fn user_registration_runs_and_compensates_on_postgres() {
         [failed_id]
     );
     orchestrator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_conflict_and_a_lost_lease_are_reported_on_a_pool_of_one_connection() {
+    let schema = TestSchema::new();
+    let repository =
+        PgSagaRepository::connect_with_pool_size(common::postgres::DATABASE_URL, &schema.name, 1)
+            .await
+            .unwrap();
+    let (owner, other) = (lease(), lease());
+    let Created::New(stored) = repository.create(&new_saga("k"), &owner).await.unwrap() else {
+        panic!("new saga expected");
+    };
+    repository.update(&stored, &[], &owner).await.unwrap();
+    let within = Duration::from_secs(5);
+    let stale = tokio::time::timeout(within, repository.update(&stored, &[], &owner))
+        .await
+        .expect("no second connection is awaited")
+        .unwrap_err();
+    assert!(
+        matches!(stale, RepositoryError::Conflict { expected: 1, .. }),
+        "{stale}"
+    );
+    let current = repository.get(stored.id).await.unwrap().unwrap();
+    let lost = tokio::time::timeout(within, repository.update(&current, &[], &other))
+        .await
+        .expect("no second connection is awaited")
+        .unwrap_err();
+    assert!(matches!(lost, RepositoryError::LeaseLost { .. }), "{lost}");
+    assert!(
+        repository
+            .acquire(&other, &["test-saga".to_owned()], 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the owner's lease is live"
+    );
+    repository.release(stored.id, owner.owner).await.unwrap();
+    let taken = repository
+        .acquire(&other, &["test-saga".to_owned()], 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].owner, taken[0].version),
+        (Some(other.owner), current.version + 1)
+    );
+    assert!(
+        repository
+            .renew(&[stored.id], &owner)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        repository.renew(&[stored.id], &other).await.unwrap(),
+        [stored.id]
+    );
 }

@@ -1,11 +1,15 @@
 //! The transactional outbox: an append and the enqueueing of its events for publishing are one
 //! transaction, and a relay publishes enqueued events at least once, marking them published only
-//! after the broker confirmed. A crash between the store and the broker loses nothing.
+//! after the broker confirmed. A crash between the store and the broker loses nothing. Several
+//! relays share one outbox by claiming entries for a lease, each aggregate's entries in order.
 
 mod relay;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::store::{AppendOutcome, ExpectedVersion, StoreError, StreamId};
 use event_bus_core::envelope::EventEnvelope;
@@ -43,6 +47,19 @@ pub trait Outbox: Send + Sync {
 
     /// Up to `limit` unpublished entries, oldest first.
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Claims up to `limit` unpublished entries for `relay` until `lease` has passed, oldest
+    /// first. Entries another relay holds an unexpired claim on are left out, and so is every
+    /// entry of their aggregates, so each aggregate's entries are published in order.
+    async fn claim(
+        &self,
+        relay: Uuid,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Gives up `relay`'s claims on these entries, so any relay may take them at once.
+    async fn release(&self, relay: Uuid, ids: &[u64]) -> Result<(), StoreError>;
 
     /// Marks entries published.
     async fn mark_published(&self, ids: &[u64]) -> Result<(), StoreError>;

@@ -1,9 +1,12 @@
-//! The relay: publishes pending outbox entries to the bus, oldest first, at least once.
+//! The relay: publishes pending outbox entries to the bus, oldest first, at least once; several
+//! relays share an outbox through claims with a lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::store::StoreError;
 use event_bus_core::bus::EventBus;
@@ -22,13 +25,18 @@ pub struct RelayReport {
     pub failed: bool,
 }
 
-/// Moves outbox entries to the broker. An entry is marked published only after the broker
-/// accepted it; a failure leaves it (and the ones after it, to keep order) for the next pass.
+/// Moves outbox entries to the broker. Each pass claims a batch for a lease, publishes it in
+/// order and marks an entry published only after the broker accepted it; a failure leaves it
+/// (and the rest of the batch, to keep order) for the next pass. Relays on other replicas may
+/// run on the same outbox: none takes an entry, or a later entry of its aggregate, that another
+/// claimed until that claim is released or its lease has passed.
 pub struct OutboxRelay {
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn Publisher>,
     topics: TopicNames,
     batch_size: usize,
+    lease: Duration,
+    id: Uuid,
 }
 
 impl OutboxRelay {
@@ -39,6 +47,8 @@ impl OutboxRelay {
             publisher,
             topics,
             batch_size: 100,
+            lease: Duration::from_secs(30),
+            id: Uuid::now_v7(),
         }
     }
 
@@ -55,12 +65,40 @@ impl OutboxRelay {
         self
     }
 
-    /// Publishes one batch of pending entries in order, stopping at the first failure.
+    /// Sets how long a claimed batch is this relay's (default 30 s, at least 100 ms): a relay
+    /// that dies holding a batch delays it this long. Publishing stops at four fifths of it,
+    /// leaving the rest of the batch to the next pass, so no other relay takes an entry that
+    /// this one may still publish.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The id this relay claims entries under.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Claims one batch of pending entries and publishes it in order, stopping at the first
+    /// failure; the claims on what it did not publish are released.
     pub async fn relay_once(&self) -> Result<RelayReport, StoreError> {
-        let pending = self.outbox.pending(self.batch_size).await?;
-        let mut confirmed = Vec::with_capacity(pending.len());
+        let claimed_at = Instant::now();
+        let claimed = self
+            .outbox
+            .claim(self.id, self.batch_size, self.lease)
+            .await?;
+        let publish_until = claimed_at + self.lease.mul_f64(0.8);
+        let mut confirmed = Vec::with_capacity(claimed.len());
+        let mut unpublished = Vec::new();
         let mut failed = false;
-        for entry in pending {
+        let mut entries = claimed.into_iter();
+        for entry in entries.by_ref() {
+            if Instant::now() >= publish_until {
+                tracing::warn!(entry = entry.id, lease = ?self.lease, "outbox lease nearly over; leaving the rest of the batch");
+                unpublished.push(entry.id);
+                break;
+            }
             let topic = self.topics.topic(&entry.envelope.event_type);
             let sent = match entry.envelope.to_message() {
                 Ok(message) => self.publisher.publish(&topic, message).await,
@@ -73,12 +111,15 @@ impl OutboxRelay {
                     self.outbox
                         .record_failure(entry.id, &error.to_string())
                         .await?;
+                    unpublished.push(entry.id);
                     failed = true;
                     break;
                 }
             }
         }
+        unpublished.extend(entries.map(|entry| entry.id));
         self.outbox.mark_published(&confirmed).await?;
+        self.outbox.release(self.id, &unpublished).await?;
         Ok(RelayReport {
             published: confirmed.len(),
             failed,

@@ -1,6 +1,7 @@
 //! Driving one saga: each pass reads the stored state and takes one step forward or back,
 //! writing the outcome before the next; so a saga interrupted anywhere continues from its
-//! last written state.
+//! last written state. Every write renews this instance's lease on the saga and fails once
+//! another instance took it over, which ends the drive.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use event_bus_core::handler::HandlerPanicked;
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::SagaOrchestrator;
@@ -21,7 +23,10 @@ use crate::state::{SagaState, SagaStatus, StepOutcome, StepPhase, StepRecord};
 enum Pass {
     /// Read the state again and take the next step.
     Continue,
-    /// The saga is finished, owned by someone else, or the orchestrator is shutting down.
+    /// The saga is finished.
+    Finished,
+    /// The driver was stopped (shutdown, or the lease was lost), or the saga cannot be driven
+    /// here (gone, or of an unknown type).
     Stop,
 }
 
@@ -62,18 +67,26 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> StepError {
 }
 
 impl SagaOrchestrator {
-    /// Drives the saga until it is finished, another worker owns it, or shutdown.
-    pub(super) async fn drive(&self, id: Uuid) {
+    /// Drives the saga until it is finished, another instance owns it, or `stop` is
+    /// cancelled; a saga left unfinished is released to other instances.
+    pub(super) async fn drive(&self, id: Uuid, stop: CancellationToken) {
         let mut failures = 0;
         loop {
-            if self.inner.shutdown.is_cancelled() {
-                return;
+            if stop.is_cancelled() {
+                break;
             }
-            match self.pass(id).await {
+            match self.pass(id, &stop).await {
                 Ok(Pass::Continue) => failures = 0,
-                Ok(Pass::Stop) => return,
-                Err(error @ RepositoryError::Conflict { .. }) => {
-                    tracing::info!(saga_id = %id, %error, "another worker drives this saga");
+                Ok(Pass::Finished) => return,
+                Ok(Pass::Stop) => break,
+                Err(
+                    error @ (RepositoryError::Conflict { .. } | RepositoryError::LeaseLost { .. }),
+                ) => {
+                    if self.owns(id).await {
+                        // This instance's own takeover round took the saga back: carry on.
+                        continue;
+                    }
+                    tracing::info!(saga_id = %id, %error, "another instance drives this saga");
                     return;
                 }
                 Err(error) => {
@@ -86,15 +99,25 @@ impl SagaOrchestrator {
                         .max(Duration::from_millis(50));
                     tracing::warn!(saga_id = %id, %error, ?delay, "saga store failed; retrying");
                     tokio::select! {
-                        () = self.inner.shutdown.cancelled() => return,
+                        () = stop.cancelled() => break,
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
             }
         }
+        if let Err(error) = self.inner.repository.release(id, self.inner.instance).await {
+            tracing::warn!(saga_id = %id, %error, "could not release the saga; it is taken over when the lease expires");
+        }
     }
 
-    async fn pass(&self, id: Uuid) -> Result<Pass, RepositoryError> {
+    async fn owns(&self, id: Uuid) -> bool {
+        matches!(
+            self.inner.repository.get(id).await,
+            Ok(Some(state)) if state.owner == Some(self.inner.instance) && !state.status.is_terminal()
+        )
+    }
+
+    async fn pass(&self, id: Uuid, stop: &CancellationToken) -> Result<Pass, RepositoryError> {
         let Some(state) = self.inner.repository.get(id).await? else {
             return Ok(Pass::Stop);
         };
@@ -102,10 +125,18 @@ impl SagaOrchestrator {
             tracing::warn!(saga_id = %id, saga_type = %state.saga_type, "no definition registered");
             return Ok(Pass::Stop);
         };
+        if state.owner != Some(self.inner.instance) && !state.status.is_terminal() {
+            return Err(RepositoryError::LeaseLost {
+                id,
+                owner: self.inner.instance,
+            });
+        }
         match state.status {
-            SagaStatus::Running => self.forward(&definition, state).await,
-            SagaStatus::Compensating => self.backward(&definition, state).await,
-            SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed => Ok(Pass::Stop),
+            SagaStatus::Running => self.forward(&definition, state, stop).await,
+            SagaStatus::Compensating => self.backward(&definition, state, stop).await,
+            SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed => {
+                Ok(Pass::Finished)
+            }
         }
     }
 
@@ -116,7 +147,11 @@ impl SagaOrchestrator {
     ) -> Result<SagaState, RepositoryError> {
         let mut next = state.clone();
         next.updated_at = Utc::now();
-        let saved = self.inner.repository.update(&next, records).await?;
+        let saved = self
+            .inner
+            .repository
+            .update(&next, records, &self.lease())
+            .await?;
         self.inner.changed.notify_waiters();
         Ok(saved)
     }
@@ -163,11 +198,17 @@ impl SagaOrchestrator {
         &self,
         definition: &SagaDefinition,
         mut state: SagaState,
+        stop: &CancellationToken,
     ) -> Result<Pass, RepositoryError> {
         let index = state.completed_steps;
         let Some(step) = definition.steps.get(index) else {
             let Some(hook_record) = self
-                .run_hook(definition.on_completed.as_ref(), &state, "on_completed")
+                .run_hook(
+                    definition.on_completed.as_ref(),
+                    &state,
+                    "on_completed",
+                    stop,
+                )
                 .await
             else {
                 return Ok(Pass::Stop);
@@ -202,7 +243,7 @@ impl SagaOrchestrator {
             let ctx = self.context(&state, &step.name, StepPhase::Action, attempt);
             let run = AssertUnwindSafe(step.step.execute(&ctx)).catch_unwind();
             let outcome = tokio::select! {
-                () = self.inner.shutdown.cancelled() => return Ok(Pass::Stop),
+                () = stop.cancelled() => return Ok(Pass::Stop),
                 outcome = tokio::time::timeout_at(deadline, run) => outcome,
             };
             let result = match outcome {
@@ -248,7 +289,7 @@ impl SagaOrchestrator {
                     let delay = self.inner.settings.retry.delay_after(attempt);
                     tracing::debug!(saga_id = %state.id, step = %step.name, attempt, %error, ?delay, "step failed; retrying");
                     tokio::select! {
-                        () = self.inner.shutdown.cancelled() => return Ok(Pass::Stop),
+                        () = stop.cancelled() => return Ok(Pass::Stop),
                         () = tokio::time::sleep_until(deadline) => {
                             return self.timed_out(state, index, &step.name, attempt, true).await;
                         }
@@ -319,10 +360,16 @@ impl SagaOrchestrator {
         &self,
         definition: &SagaDefinition,
         mut state: SagaState,
+        stop: &CancellationToken,
     ) -> Result<Pass, RepositoryError> {
         let Some(index) = state.completed_steps.checked_sub(1) else {
             let Some(hook_record) = self
-                .run_hook(definition.on_compensated.as_ref(), &state, "on_compensated")
+                .run_hook(
+                    definition.on_compensated.as_ref(),
+                    &state,
+                    "on_compensated",
+                    stop,
+                )
                 .await
             else {
                 return Ok(Pass::Stop);
@@ -351,7 +398,7 @@ impl SagaOrchestrator {
             let ctx = self.context(&state, &step.name, StepPhase::Compensation, attempt);
             let run = AssertUnwindSafe(step.step.compensate(&ctx)).catch_unwind();
             let outcome = tokio::select! {
-                () = self.inner.shutdown.cancelled() => return Ok(Pass::Stop),
+                () = stop.cancelled() => return Ok(Pass::Stop),
                 outcome = run => outcome,
             };
             let result = outcome.unwrap_or_else(|payload| Err(panicked(&*payload)));
@@ -386,7 +433,7 @@ impl SagaOrchestrator {
                     state = self.save(&state, &[retrying]).await?;
                     let delay = self.inner.settings.retry.delay_after(attempt);
                     tokio::select! {
-                        () = self.inner.shutdown.cancelled() => return Ok(Pass::Stop),
+                        () = stop.cancelled() => return Ok(Pass::Stop),
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -399,7 +446,7 @@ impl SagaOrchestrator {
                     tracing::error!(saga_id = %state.id, saga_type = %state.saga_type, %reason, "saga failed; needs an operator");
                     state.failure = Some(reason);
                     let Some(mut records) = self
-                        .run_hook(definition.on_failed.as_ref(), &state, "on_failed")
+                        .run_hook(definition.on_failed.as_ref(), &state, "on_failed", stop)
                         .await
                     else {
                         return Ok(Pass::Stop);
@@ -431,6 +478,7 @@ impl SagaOrchestrator {
         hook: Option<&Hook>,
         state: &SagaState,
         name: &str,
+        stop: &CancellationToken,
     ) -> Option<Vec<StepRecord>> {
         let Some(hook) = hook else {
             return Some(Vec::new());
@@ -446,7 +494,7 @@ impl SagaOrchestrator {
             let ctx = self.context(state, name, phase, attempt);
             let run = AssertUnwindSafe(hook(ctx)).catch_unwind();
             let outcome = tokio::select! {
-                () = self.inner.shutdown.cancelled() => return None,
+                () = stop.cancelled() => return None,
                 outcome = run => outcome,
             };
             match outcome.unwrap_or_else(|payload| Err(panicked(&*payload))) {
@@ -457,7 +505,7 @@ impl SagaOrchestrator {
                 {
                     let delay = self.inner.settings.retry.delay_after(attempt);
                     tokio::select! {
-                        () = self.inner.shutdown.cancelled() => return None,
+                        () = stop.cancelled() => return None,
                         () = tokio::time::sleep(delay) => {}
                     }
                 }

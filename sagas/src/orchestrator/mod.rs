@@ -2,9 +2,11 @@
 //! unfinished ones after a restart, and lets callers wait on a saga's state.
 
 mod driver;
+mod lease;
 mod start;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -17,9 +19,9 @@ use uuid::Uuid;
 use crate::command::{REPLY_EVENT_TYPE, Replies};
 use crate::definition::SagaDefinition;
 use crate::error::SagaError;
-use crate::repository::SagaRepository;
+use crate::repository::{Lease, SagaRepository};
 use crate::settings::SagaSettings;
-use crate::state::{SagaState, SagaStatus};
+use crate::state::SagaState;
 
 pub use start::{StartOutcome, saga_id};
 
@@ -34,7 +36,10 @@ struct Inner {
     repository: Arc<dyn SagaRepository>,
     settings: SagaSettings,
     definitions: RwLock<HashMap<String, Arc<SagaDefinition>>>,
-    active: Mutex<HashSet<Uuid>>,
+    /// The sagas this instance drives, each with the token that stops its driver.
+    active: Mutex<HashMap<Uuid, CancellationToken>>,
+    renewing: AtomicBool,
+    sweeping: AtomicBool,
     tasks: Mutex<JoinSet<()>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
     changed: Notify,
@@ -61,6 +66,8 @@ impl SagaOrchestrator {
                 settings,
                 definitions: RwLock::default(),
                 active: Mutex::default(),
+                renewing: AtomicBool::new(false),
+                sweeping: AtomicBool::new(false),
                 tasks: Mutex::new(JoinSet::new()),
                 subscriptions: Mutex::default(),
                 changed: Notify::new(),
@@ -95,6 +102,18 @@ impl SagaOrchestrator {
     /// The bus it publishes on.
     pub fn bus(&self) -> &Arc<EventBus> {
         &self.inner.bus
+    }
+
+    /// This instance's id, the owner of the sagas it drives.
+    pub fn instance(&self) -> Uuid {
+        self.inner.instance
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.inner.instance,
+            duration: self.inner.settings.lease,
+        }
     }
 
     fn definition(&self, name: &str) -> Option<Arc<SagaDefinition>> {
@@ -165,25 +184,20 @@ impl SagaOrchestrator {
         lock(&self.inner.subscriptions).clone()
     }
 
-    /// Drives every saga left running or compensating (by a crash or a shutdown) to its end,
-    /// in the background; returns their ids. Call it once at startup.
+    /// Drives, in the background, every running or compensating saga of a registered type
+    /// that no live instance holds: its lease was released by a clean shutdown or has expired
+    /// (its owner died). Returns their ids. From then on, until shutdown, it looks again every
+    /// quarter lease, so the sagas of an instance that dies later are taken over too. Safe to
+    /// call at every start while other instances run: it never takes a saga whose owner is
+    /// alive.
     pub async fn resume(&self) -> Result<Vec<Uuid>, SagaError> {
         if !self.inner.settings.enabled {
             return Ok(Vec::new());
         }
-        let unfinished = self
-            .inner
-            .repository
-            .list(&[SagaStatus::Running, SagaStatus::Compensating])
-            .await?;
-        let mut resumed = Vec::new();
-        for saga in unfinished {
-            if self.definition(&saga.saga_type).is_none() {
-                tracing::warn!(saga_id = %saga.id, saga_type = %saga.saga_type, "no definition registered; not resuming");
-                continue;
-            }
-            self.spawn_drive(saga.id);
-            resumed.push(saga.id);
+        let resumed = self.take_over().await?;
+        if !self.inner.sweeping.swap(true, Ordering::SeqCst) {
+            let orchestrator = self.clone();
+            lock(&self.inner.tasks).spawn(async move { orchestrator.sweep().await });
         }
         Ok(resumed)
     }
@@ -223,7 +237,8 @@ impl SagaOrchestrator {
     }
 
     /// Stops taking trigger events, and stops driving sagas at their next step boundary (an
-    /// action or compensation in flight is abandoned and runs again on resume).
+    /// action or compensation in flight is abandoned and runs again on resume), releasing
+    /// their leases so another instance takes them over at once.
     pub async fn shutdown(&self) {
         let subscriptions = std::mem::take(&mut *lock(&self.inner.subscriptions));
         futures::future::join_all(subscriptions.iter().map(SubscriptionHandle::shutdown)).await;
@@ -233,14 +248,23 @@ impl SagaOrchestrator {
     }
 
     fn spawn_drive(&self, id: Uuid) {
-        if !lock(&self.inner.active).insert(id) {
-            return;
+        let stop = self.inner.shutdown.child_token();
+        {
+            let mut active = lock(&self.inner.active);
+            if active.contains_key(&id) {
+                return;
+            }
+            active.insert(id, stop.clone());
+        }
+        if !self.inner.renewing.swap(true, Ordering::SeqCst) {
+            let orchestrator = self.clone();
+            lock(&self.inner.tasks).spawn(async move { orchestrator.renew_leases().await });
         }
         let orchestrator = self.clone();
         let mut tasks = lock(&self.inner.tasks);
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            orchestrator.drive(id).await;
+            orchestrator.drive(id, stop).await;
             lock(&orchestrator.inner.active).remove(&id);
             orchestrator.inner.changed.notify_waiters();
         });

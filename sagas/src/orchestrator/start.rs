@@ -66,8 +66,10 @@ impl SagaOrchestrator {
             created_at: now,
             updated_at: now,
             version: 0,
+            owner: None,
+            lease_expires_at: None,
         };
-        match self.inner.repository.create(&state).await? {
+        match self.inner.repository.create(&state, &self.lease()).await? {
             Created::New(state) => {
                 tracing::info!(saga_id = %state.id, saga_type, trigger = %trigger.id, "saga started");
                 self.inner.changed.notify_waiters();

@@ -1,5 +1,7 @@
 //! The PostgreSQL repository: one row per saga with a version column for optimistic
-//! concurrency, a unique (saga type, trigger key) constraint, and an append-only step log.
+//! concurrency, an owner and lease expiry (measured by the server's clock, so instances need
+//! not agree on the time), a unique (saga type, trigger key) constraint, and an append-only
+//! step log. Every method holds at most one pooled connection at a time.
 
 use std::str::FromStr;
 
@@ -8,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::{Created, SagaRepository};
+use super::{Created, Lease, SagaRepository};
 use crate::error::RepositoryError;
 use crate::state::{SagaState, SagaStatus, StepOutcome, StepPhase, StepRecord};
 
@@ -41,25 +43,53 @@ fn int(value: usize) -> i32 {
 }
 
 const SAGA_COLUMNS: &str = "id, saga_type, trigger_key, correlation_id, status, data, \
-    completed_steps, failure, deadline, created_at, updated_at, version";
+    completed_steps, failure, deadline, created_at, updated_at, version, owner, lease_expires_at";
+
+/// Connections of a pool opened by [`PgSagaRepository::connect`].
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// The unfinished statuses, as stored.
+const UNFINISHED: [&str; 2] = ["running", "compensating"];
+
+/// SQL for "`now()` plus the lease", the lease in seconds as parameter `$n`.
+fn lease_end(n: u8) -> String {
+    format!("now() + make_interval(secs => ${n})")
+}
 
 impl PgSagaRepository {
-    /// Connects to `url` and creates the schema and tables when missing.
+    /// Connects to `url` with a pool of [`DEFAULT_POOL_SIZE`] connections and creates the
+    /// schema and tables when missing.
     pub async fn connect(url: &str, schema: &str) -> Result<Self, RepositoryError> {
+        Self::connect_with_pool_size(url, schema, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects to `url` with a pool of `pool_size` connections (at least 1) and creates the
+    /// schema and tables when missing.
+    pub async fn connect_with_pool_size(
+        url: &str,
+        schema: &str,
+        pool_size: u32,
+    ) -> Result<Self, RepositoryError> {
         if !is_identifier(schema) {
             return Err(RepositoryError::InvalidSchema(schema.to_owned()));
         }
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(pool_size.max(1))
             .connect(url)
             .await
             .map_err(db)?;
         Self::from_pool(pool, schema).await
     }
 
-    /// Connects to `SAGA_DATABASE_URL`, schema `SAGA_DATABASE_SCHEMA`, as `settings` read them.
+    /// Connects to `SAGA_DATABASE_URL`, schema `SAGA_DATABASE_SCHEMA`, with a pool of
+    /// `SAGA_DATABASE_POOL_SIZE` connections, as `settings` read them.
     pub async fn from_settings(settings: &crate::SagaSettings) -> Result<Self, RepositoryError> {
-        Self::connect(&settings.database_url, &settings.database_schema).await
+        Self::connect_with_pool_size(
+            &settings.database_url,
+            &settings.database_schema,
+            settings.database_pool_size,
+        )
+        .await
     }
 
     /// Uses an existing pool; creates the schema and tables when missing.
@@ -100,6 +130,10 @@ impl PgSagaRepository {
                     version bigint NOT NULL,
                     CONSTRAINT sagas_trigger_unique UNIQUE (saga_type, trigger_key)
                 )"#
+            ),
+            format!(r#"ALTER TABLE "{s}".sagas ADD COLUMN IF NOT EXISTS owner uuid"#),
+            format!(
+                r#"ALTER TABLE "{s}".sagas ADD COLUMN IF NOT EXISTS lease_expires_at timestamptz"#
             ),
             format!(
                 r#"CREATE INDEX IF NOT EXISTS sagas_status ON "{s}".sagas (status, created_at)"#
@@ -143,6 +177,8 @@ impl PgSagaRepository {
             data: row.try_get("data").map_err(db)?,
             completed_steps: index(row.try_get("completed_steps").map_err(db)?, "step count")?,
             failure: row.try_get("failure").map_err(db)?,
+            owner: row.try_get("owner").map_err(db)?,
+            lease_expires_at: row.try_get("lease_expires_at").map_err(db)?,
             deadline: row.try_get("deadline").map_err(db)?,
             created_at: row.try_get("created_at").map_err(db)?,
             updated_at: row.try_get("updated_at").map_err(db)?,
@@ -195,11 +231,12 @@ impl PgSagaRepository {
 
 #[async_trait]
 impl SagaRepository for PgSagaRepository {
-    async fn create(&self, state: &SagaState) -> Result<Created, RepositoryError> {
+    async fn create(&self, state: &SagaState, lease: &Lease) -> Result<Created, RepositoryError> {
         let s = &self.schema;
+        let expires = lease_end(13);
         let inserted = sqlx::query(&format!(
             r#"INSERT INTO "{s}".sagas ({SAGA_COLUMNS})
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, {expires})
                ON CONFLICT DO NOTHING
                RETURNING {SAGA_COLUMNS}"#
         ))
@@ -214,6 +251,8 @@ impl SagaRepository for PgSagaRepository {
         .bind(state.deadline)
         .bind(state.created_at)
         .bind(state.updated_at)
+        .bind(lease.owner)
+        .bind(lease.duration.as_secs_f64())
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
@@ -237,14 +276,18 @@ impl SagaRepository for PgSagaRepository {
         &self,
         state: &SagaState,
         records: &[StepRecord],
+        lease: &Lease,
     ) -> Result<SagaState, RepositoryError> {
         let s = &self.schema;
+        let expires = lease_end(10);
         let mut tx = self.pool.begin().await.map_err(db)?;
         let updated = sqlx::query(&format!(
             r#"UPDATE "{s}".sagas
                SET status = $3, data = $4, completed_steps = $5, failure = $6, deadline = $7,
-                   updated_at = $8, version = version + 1
-               WHERE id = $1 AND version = $2
+                   updated_at = $8, version = version + 1,
+                   owner = CASE WHEN $11 THEN NULL ELSE owner END,
+                   lease_expires_at = CASE WHEN $11 THEN NULL ELSE {expires} END
+               WHERE id = $1 AND version = $2 AND owner = $9
                RETURNING {SAGA_COLUMNS}"#
         ))
         .bind(state.id)
@@ -255,22 +298,113 @@ impl SagaRepository for PgSagaRepository {
         .bind(&state.failure)
         .bind(state.deadline)
         .bind(state.updated_at)
+        .bind(lease.owner)
+        .bind(lease.duration.as_secs_f64())
+        .bind(state.status.is_terminal())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
         let Some(row) = updated else {
-            return match self.get(state.id).await? {
-                Some(_) => Err(RepositoryError::Conflict {
+            // Why not, asked on the same connection: a second one could wait on a full pool.
+            let stored: Option<(i64, Option<Uuid>)> = sqlx::query_as(&format!(
+                r#"SELECT version, owner FROM "{s}".sagas WHERE id = $1"#
+            ))
+            .bind(state.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            return Err(match stored {
+                None => RepositoryError::NotFound(state.id),
+                Some((version, _)) if version != state.version => RepositoryError::Conflict {
                     id: state.id,
                     expected: state.version,
-                }),
-                None => Err(RepositoryError::NotFound(state.id)),
-            };
+                },
+                Some(_) => RepositoryError::LeaseLost {
+                    id: state.id,
+                    owner: lease.owner,
+                },
+            });
         };
         let saved = Self::saga_from_row(&row)?;
         self.append(&mut tx, records).await?;
         tx.commit().await.map_err(db)?;
         Ok(saved)
+    }
+
+    async fn acquire(
+        &self,
+        lease: &Lease,
+        saga_types: &[String],
+        limit: usize,
+    ) -> Result<Vec<SagaState>, RepositoryError> {
+        let s = &self.schema;
+        let expires = lease_end(2);
+        let rows = sqlx::query(&format!(
+            r#"UPDATE "{s}".sagas AS saga
+               SET owner = $1, lease_expires_at = {expires}, version = saga.version + 1
+               FROM (
+                   SELECT id FROM "{s}".sagas
+                   WHERE status = ANY($3) AND saga_type = ANY($4)
+                     AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= now())
+                   ORDER BY created_at, id
+                   LIMIT $5
+                   FOR UPDATE SKIP LOCKED
+               ) AS free
+               WHERE saga.id = free.id
+               RETURNING {}"#,
+            SAGA_COLUMNS
+                .split(", ")
+                .map(|column| format!("saga.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(lease.owner)
+        .bind(lease.duration.as_secs_f64())
+        .bind(&UNFINISHED[..])
+        .bind(saga_types)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut sagas = rows
+            .iter()
+            .map(Self::saga_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        sagas.sort_by_key(|saga| (saga.created_at, saga.id));
+        Ok(sagas)
+    }
+
+    async fn renew(&self, ids: &[Uuid], lease: &Lease) -> Result<Vec<Uuid>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expires = lease_end(3);
+        sqlx::query_scalar(&format!(
+            r#"UPDATE "{}".sagas SET lease_expires_at = {expires}
+               WHERE id = ANY($1) AND owner = $2
+               RETURNING id"#,
+            self.schema
+        ))
+        .bind(ids)
+        .bind(lease.owner)
+        .bind(lease.duration.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn release(&self, id: Uuid, owner: Uuid) -> Result<(), RepositoryError> {
+        sqlx::query(&format!(
+            r#"UPDATE "{}".sagas SET owner = NULL, lease_expires_at = NULL
+               WHERE id = $1 AND owner = $2"#,
+            self.schema
+        ))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<SagaState>, RepositoryError> {

@@ -32,6 +32,7 @@ struct State {
     snapshots: HashMap<StreamId, Snapshot>,
     archive: Vec<RecordedEvent>,
     outbox: BTreeMap<u64, OutboxEntry>,
+    outbox_claims: HashMap<u64, outbox::Claim>,
     last_outbox_id: u64,
 }
 
