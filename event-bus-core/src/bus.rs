@@ -213,7 +213,8 @@ impl EventBus {
                     Arc::clone(store),
                     &config.consumer_group,
                     self.settings.idempotency_ttl,
-                );
+                )
+                .lease(self.settings.ack_deadline);
                 Arc::new(layer.layer(caught))
             }
             None => Arc::new(caught),

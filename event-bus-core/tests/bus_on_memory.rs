@@ -173,3 +173,79 @@ fn a_tenant_subscription_filters_in_a_group_of_its_own() {
     );
     assert_eq!(acme.dead_letter_topic, shared.dead_letter_topic);
 }
+
+#[tokio::test]
+async fn a_duplicate_held_by_another_member_is_deferred_not_dead_lettered() {
+    let broker = InMemoryBroker::new();
+    let store: Arc<dyn event_bus_core::DedupStore> =
+        Arc::new(event_bus_core::MemoryDedupStore::new());
+    let settings = BusSettings::from_vars([("EVENT_BUS_ACK_DEADLINE_SECONDS", "1")]).unwrap();
+    let members: Vec<EventBus> = (0..2)
+        .map(|_| {
+            EventBus::new(Arc::new(broker.connect()), settings.clone())
+                .with_dedup_store(Some(Arc::clone(&store)))
+        })
+        .collect();
+    let calls = Arc::new(AtomicU32::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = {
+        let (calls, release) = (Arc::clone(&calls), Arc::clone(&release));
+        handler_fn(move |_| {
+            let (calls, release) = (Arc::clone(&calls), Arc::clone(&release));
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let _permit = release.acquire().await.expect("open");
+                Ok(())
+            }
+        })
+    };
+    let mut subscriptions = Vec::new();
+    for bus in &members {
+        let config = bus
+            .subscription("order.placed", "billing")
+            .max_delivery_attempts(1);
+        subscriptions.push(bus.subscribe(config, handler.clone()).await.unwrap());
+    }
+    let event = event(1);
+    members[0].publish(&event).await.unwrap();
+    members[1].publish(&event).await.unwrap();
+
+    // The second copy finds the first one's claim: with one attempt allowed, counting that as
+    // a failure would dead-letter it at once.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while subscriptions
+        .iter()
+        .map(|s| s.stats().snapshot().retried)
+        .sum::<u64>()
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no deferral seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    release.add_permits(10);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while broker.backlog(
+        &members[0].topics().topic("order.placed"),
+        &subscriptions_group(&members[0]),
+    ) > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both copies are settled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the key is handled once");
+    assert!(
+        broker
+            .messages(members[0].topics().dead_letter_topic())
+            .is_empty()
+    );
+    for bus in members {
+        bus.shutdown().await.unwrap();
+    }
+}
+
+fn subscriptions_group(bus: &EventBus) -> String {
+    bus.subscription("order.placed", "billing").consumer_group
+}

@@ -12,6 +12,12 @@ use super::redis_error;
 
 const IN_PROGRESS: &str = "in-progress";
 const DONE: &str = "done";
+/// Extends a claim only while it is one: a key another holder completed stays done.
+const RENEW_IF_IN_PROGRESS: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
 
 /// A [`DedupStore`] in Redis: `SET NX PX` claims, values `in-progress` or `done`, expiring.
 #[derive(Clone)]
@@ -65,6 +71,18 @@ impl DedupStore for RedisDedupStore {
             Some(_) => Claim::InProgress,
             None => return Box::pin(self.claim(key, lease)).await,
         })
+    }
+
+    async fn renew(&self, key: &str, lease: Duration) -> Result<(), DedupError> {
+        let mut conn = self.conn.clone();
+        redis::Script::new(RENEW_IF_IN_PROGRESS)
+            .key(self.key(key))
+            .arg(IN_PROGRESS)
+            .arg(lease.as_millis().max(1) as u64)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(dedup_error)
     }
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError> {

@@ -16,7 +16,7 @@ use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport};
 use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
-use crate::handler::{CircuitOpen, Handler, HandlerError, HandlerPanicked};
+use crate::handler::{Handler, HandlerError, HandlerPanicked};
 use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
 use crate::telemetry::trace_context;
 use crate::transport::{Delivery, Nack, Publisher, Subscription, SubscriptionConfig};
@@ -227,35 +227,33 @@ impl Worker {
                 "handler failed"
             ),
         }
-        let error = match outcome {
+        let (permanent, error) = match outcome {
             Ok(()) => {
                 span.record("outcome", "handled");
                 self.forget_failures(&envelope);
                 return self.settle(event_type, delivery.ack().await, Outcome::Handled);
             }
-            Err(HandlerError::Retryable(error)) if error.is::<CircuitOpen>() => {
-                // The handler was not called: wait for the circuit, whatever the attempt.
-                span.record("outcome", "circuit-open");
-                let delay = error
-                    .downcast_ref::<CircuitOpen>()
-                    .map_or(Duration::ZERO, |open| open.retry_in);
+            Err(HandlerError::Deferred { after, reason }) => {
+                span.record("outcome", "deferred");
                 tracing::debug!(
-                    delay_ms = delay.as_millis() as u64,
-                    "circuit open; retrying later"
+                    delay_ms = after.as_millis() as u64,
+                    %reason,
+                    "not handled now; delivering it again later"
                 );
                 return self.settle(
                     event_type,
-                    delivery.nack(Nack::RequeueAfter(delay)).await,
+                    delivery.nack(Nack::RequeueAfter(after)).await,
                     Outcome::Retried,
                 );
             }
-            Err(error) => error,
+            Err(HandlerError::Permanent(error)) => (true, error),
+            Err(HandlerError::Retryable(error)) => (false, error),
         };
         self.stats.record(Outcome::Failed);
         self.metrics.failed(event_type);
         let attempt = delivery.attempt();
-        match error {
-            HandlerError::Permanent(error) => {
+        match (permanent, error) {
+            (true, error) => {
                 span.record("outcome", "dead-lettered");
                 let error = error.to_string();
                 self.dead_letter(
@@ -267,7 +265,7 @@ impl Worker {
                 )
                 .await;
             }
-            HandlerError::Retryable(error) if attempt >= self.config.max_delivery_attempts => {
+            (false, error) if attempt >= self.config.max_delivery_attempts => {
                 span.record("outcome", "dead-lettered");
                 let error = format!("{error} (after {attempt} attempts)");
                 self.dead_letter(
@@ -279,7 +277,7 @@ impl Worker {
                 )
                 .await;
             }
-            HandlerError::Retryable(error) => {
+            (false, error) => {
                 span.record("outcome", "retried");
                 self.first_failure_of(&envelope);
                 let delay = self.config.retry.delay_after(attempt);

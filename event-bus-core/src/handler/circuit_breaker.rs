@@ -2,7 +2,7 @@
 //! while, and the events wait (retried later, never dead-lettered for it) instead of failing.
 //!
 //! Closed: calls go through; `failure_threshold` retryable failures in a row open it. Open:
-//! calls fail at once with a retryable [`CircuitOpen`] until `cool_down` has passed. Half-open:
+//! calls are deferred at once with [`CircuitOpen`] (not a failed attempt) until `cool_down` has passed. Half-open:
 //! one probe call goes through (others fail fast); its success closes the circuit, its failure
 //! opens it for another cool-down. Permanent failures say nothing about the downstream and
 //! neither count nor reset. Time is `tokio::time`, so tests can pause and advance it.
@@ -192,7 +192,10 @@ impl Drop for CallGuard<'_> {
 #[async_trait]
 impl<H: Handler> Handler for CircuitBreaker<H> {
     async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
-        let permit = self.breaker.admit().map_err(HandlerError::retryable)?;
+        let permit = self
+            .breaker
+            .admit()
+            .map_err(|open| HandlerError::deferred(open.retry_in, open))?;
         let guard = CallGuard {
             breaker: &self.breaker,
             permit,
@@ -202,7 +205,7 @@ impl<H: Handler> Handler for CircuitBreaker<H> {
         guard.finish(match &outcome {
             Ok(()) => Verdict::Success,
             Err(HandlerError::Retryable(_)) => Verdict::Failure,
-            Err(HandlerError::Permanent(_)) => Verdict::Neutral,
+            Err(HandlerError::Permanent(_) | HandlerError::Deferred { .. }) => Verdict::Neutral,
         });
         outcome
     }
@@ -251,7 +254,7 @@ mod tests {
     }
 
     fn is_circuit_open(outcome: &Result<(), HandlerError>) -> bool {
-        matches!(outcome, Err(HandlerError::Retryable(e)) if e.is::<CircuitOpen>())
+        matches!(outcome, Err(HandlerError::Deferred { reason, .. }) if reason.is::<CircuitOpen>())
     }
 
     #[tokio::test(start_paused = true)]
@@ -271,10 +274,11 @@ mod tests {
             3,
             "an open circuit does not call the handler"
         );
-        let Err(HandlerError::Retryable(error)) = handler.handle(&event()).await else {
+        let Err(HandlerError::Deferred { after, reason }) = handler.handle(&event()).await else {
             panic!("fails fast");
         };
-        let retry_in = error.downcast_ref::<CircuitOpen>().unwrap().retry_in;
+        let retry_in = reason.downcast_ref::<CircuitOpen>().unwrap().retry_in;
+        assert_eq!(after, retry_in);
         assert_eq!(
             retry_in, COOL_DOWN,
             "time is paused: the whole cool-down remains"

@@ -6,6 +6,7 @@ mod handler_fn;
 mod typed;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -26,6 +27,16 @@ pub enum HandlerError {
     /// Will never succeed; the event goes to the dead-letter topic at once.
     #[error("permanent failure: {0}")]
     Permanent(BoxError),
+    /// Not handled now, and not a failure (the handler was not run: a circuit is open, or
+    /// another delivery of the same key is being handled): the event is delivered again after
+    /// `after`, whatever its attempt, and never dead-lettered for this.
+    #[error("deferred for {after:?}: {reason}")]
+    Deferred {
+        /// When to deliver it again.
+        after: Duration,
+        /// Why it was not handled.
+        reason: BoxError,
+    },
 }
 
 impl HandlerError {
@@ -37,6 +48,14 @@ impl HandlerError {
     /// A failure that no retry can fix.
     pub fn permanent(error: impl Into<BoxError>) -> Self {
         Self::Permanent(error.into())
+    }
+
+    /// Not handled now, for `reason`; deliver it again after `after`.
+    pub fn deferred(after: Duration, reason: impl Into<BoxError>) -> Self {
+        Self::Deferred {
+            after,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct DedupError(#[from] pub BoxError);
 pub trait DedupStore: Send + Sync + 'static {
     /// Claims `key` for `lease` unless it is claimed or done.
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, DedupError>;
+    /// Extends the claim on `key` to `lease` from now, while its handler still runs; a key
+    /// that is done, or no longer claimed, is left alone.
+    async fn renew(&self, key: &str, lease: Duration) -> Result<(), DedupError>;
     /// Marks `key` handled for `ttl`.
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError>;
     /// Gives up a claim after a failure, so a redelivery can handle the key.

@@ -20,16 +20,27 @@ pub struct IdempotencyLayer {
     lease: Duration,
 }
 
+/// How long a claim lasts unless its handler renews it.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 impl IdempotencyLayer {
-    /// Remembers keys handled within `scope` in `store` for `ttl`; a claim held by a running
-    /// handler lasts at most five minutes, after which a redelivery may take it over.
+    /// Remembers keys handled within `scope` in `store` for `ttl`. A running handler's claim
+    /// is renewed every third of its lease (30 s unless [`lease`](Self::lease) says otherwise)
+    /// and released when it ends, so the claim of a crashed process expires one lease later.
     pub fn new(store: Arc<dyn DedupStore>, scope: impl Into<String>, ttl: Duration) -> Self {
         Self {
             store,
             scope: scope.into(),
             ttl,
-            lease: Duration::from_secs(300),
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// Sets how long a claim lasts without renewal (at least 100 ms).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
     }
 }
 
@@ -55,6 +66,27 @@ pub struct Idempotent<H> {
 #[error("idempotency key `{0}` is being handled by another delivery")]
 pub struct DuplicateInProgress(String);
 
+impl<H: Handler> Idempotent<H> {
+    /// Runs the inner handler, renewing the claim on `key` every third of the lease.
+    async fn handle_renewing(&self, key: &str, event: &EventEnvelope) -> Result<(), HandlerError> {
+        let lease = self.layer.lease;
+        let handled = self.inner.handle(event);
+        tokio::pin!(handled);
+        let mut renewal =
+            tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+        loop {
+            tokio::select! {
+                outcome = &mut handled => return outcome,
+                _ = renewal.tick() => {
+                    if let Err(error) = self.layer.store.renew(key, lease).await {
+                        tracing::warn!(%error, idempotency_key = key, "renewing a claim failed; another delivery may take the key over");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<H: Handler> Handler for Idempotent<H> {
     async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
@@ -71,11 +103,14 @@ impl<H: Handler> Handler for Idempotent<H> {
                 return Ok(());
             }
             Claim::InProgress => {
-                return Err(HandlerError::retryable(DuplicateInProgress(key.to_owned())));
+                return Err(HandlerError::deferred(
+                    self.layer.lease,
+                    DuplicateInProgress(key.to_owned()),
+                ));
             }
             Claim::Acquired => {}
         }
-        let outcome = self.inner.handle(event).await;
+        let outcome = self.handle_renewing(key, event).await;
         match &outcome {
             Ok(()) => store
                 .complete(key, self.layer.ttl)

@@ -84,6 +84,17 @@ impl DedupStore for MemoryDedupStore {
         }
     }
 
+    async fn renew(&self, key: &str, lease: Duration) -> Result<(), DedupError> {
+        let now = Instant::now();
+        if let Some(entry) = self.lock().by_key.get_mut(key)
+            && !entry.done
+            && entry.expires_at > now
+        {
+            entry.expires_at = now + lease;
+        }
+        Ok(())
+    }
+
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError> {
         let entry = Entry {
             done: true,
@@ -121,6 +132,23 @@ mod tests {
         store.claim("k", LEASE).await.unwrap();
         store.release("k").await.unwrap();
         assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewed_claim_outlives_its_first_lease_and_an_abandoned_one_expires() {
+        let store = MemoryDedupStore::new();
+        let lease = Duration::from_secs(3);
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Acquired);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        store.renew("k", lease).await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::InProgress);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Acquired);
+        store.complete("k", TTL).await.unwrap();
+        store.renew("k", lease).await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Done);
     }
 
     #[tokio::test(start_paused = true)]
