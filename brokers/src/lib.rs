@@ -9,6 +9,8 @@ use event_bus_core::{
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
 #[cfg(feature = "rabbitmq")]
