@@ -17,6 +17,7 @@ const STARTUP: Duration = Duration::from_secs(30);
 pub struct NatsServer {
     port: u16,
     dir: TempDir,
+    jetstream: bool,
     child: Mutex<Child>,
 }
 
@@ -24,12 +25,22 @@ impl NatsServer {
     /// Starts a server with JetStream on a free port of 127.0.0.1, its store in a new
     /// temporary folder.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(true)
+    }
+
+    /// Starts a server without JetStream, as a misconfigured deployment would run.
+    pub fn start_without_jetstream() -> io::Result<Self> {
+        Self::start_with(false)
+    }
+
+    fn start_with(jetstream: bool) -> io::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let child = spawn(port, &dir)?;
+        let child = spawn(port, &dir, jetstream)?;
         let server = Self {
             port,
             dir,
+            jetstream,
             child: Mutex::new(child),
         };
         server.wait_until_ready()?;
@@ -49,22 +60,22 @@ impl NatsServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stop(&mut child)?;
-        *child = spawn(self.port, &self.dir)?;
+        *child = spawn(self.port, &self.dir, self.jetstream)?;
         drop(child);
         self.wait_until_ready()
     }
 
-    /// Waits until the server greets clients with JetStream on.
+    /// Waits until the server greets clients (saying JetStream is on, if it should be).
     fn wait_until_ready(&self) -> io::Result<()> {
         let deadline = Instant::now() + STARTUP;
         loop {
-            if greets_with_jetstream(self.port).unwrap_or(false) {
+            if greets(self.port, self.jetstream).unwrap_or(false) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "nats-server did not greet with JetStream on",
+                    "nats-server did not greet clients",
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -95,13 +106,13 @@ fn binary() -> PathBuf {
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
 }
 
-fn spawn(port: u16, dir: &TempDir) -> io::Result<Child> {
-    Command::new(binary())
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+fn spawn(port: u16, dir: &TempDir, jetstream: bool) -> io::Result<Child> {
+    let mut command = Command::new(binary());
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if jetstream {
+        command.arg("-js").arg("-sd").arg(dir.path());
+    }
+    command.stdout(Stdio::null()).stderr(Stdio::null()).spawn()
 }
 
 fn stop(child: &mut Child) -> io::Result<()> {
@@ -113,11 +124,11 @@ fn stop(child: &mut Child) -> io::Result<()> {
     child.wait().map(drop)
 }
 
-/// Whether the server's greeting (`INFO {…}`) says JetStream is on.
-fn greets_with_jetstream(port: u16) -> io::Result<bool> {
+/// Whether the server greets with `INFO {…}`, saying JetStream is on when `jetstream`.
+fn greets(port: u16, jetstream: bool) -> io::Result<bool> {
     let stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
     let mut greeting = String::new();
     BufReader::new(stream).read_line(&mut greeting)?;
-    Ok(greeting.starts_with("INFO ") && greeting.contains("\"jetstream\":true"))
+    Ok(greeting.starts_with("INFO ") && (!jetstream || greeting.contains("\"jetstream\":true")))
 }
