@@ -404,4 +404,3 @@ async fn events_flow_through_the_bus_on_a_private_server() {
     assert_eq!(received.len(), 20);
     bus.shutdown().await.expect("shutdown");
 }
-
