@@ -404,3 +404,40 @@ async fn events_flow_through_the_bus_on_a_private_server() {
     assert_eq!(received.len(), 20);
     bus.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_member_creates_its_deleted_consumer_again() {
+    let server = NatsServer::start().expect("start nats-server");
+    let broker = broker(&server, 30).await;
+    let topic = unique("consumer-deleted");
+    let mut subscription = broker
+        .subscribe(&SubscriptionConfig::new(&topic, "g"))
+        .await
+        .expect("subscribe");
+    let client = async_nats::connect(server.url()).await.expect("raw client");
+    let deleted = async_nats::jetstream::new(client)
+        .get_stream(&topic)
+        .await
+        .expect("stream")
+        .delete_consumer("g")
+        .await
+        .expect("delete the consumer behind the member's back");
+    assert!(deleted.success);
+    broker
+        .publish(&topic, Message::new("after the deletion"))
+        .await
+        .expect("publish");
+    let deadline = Instant::now() + TIMEOUT;
+    let delivery = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, subscription.next()).await {
+            Ok(Some(Ok(delivery))) => break delivery,
+            Ok(Some(Err(error))) => eprintln!("reported while recovering: {error}"),
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => panic!("no delivery after the consumer was deleted"),
+        }
+    };
+    assert_eq!(delivery.message().payload.as_ref(), b"after the deletion");
+    delivery.ack().await.expect("ack");
+    subscription.close().await.expect("close");
+}

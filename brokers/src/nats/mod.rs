@@ -29,10 +29,13 @@
 //! hands out the group's next message only once the previous one is settled: per-key (indeed
 //! total) order holds across members, redeliveries and restarts, at one message per round trip.
 //!
-//! Connection loss: the client reconnects by itself; a subscription pulls again once its pull
-//! request expired unanswered, and publishing fails with a clear error until the server is
-//! back. Limits: a handler running longer than the ack deadline may see its message delivered
-//! to another member too.
+//! Connection loss: the client reconnects by itself and sends what it held; a subscription
+//! whose pull expired unanswered makes sure its group's consumer exists (creating it again
+//! if it was deleted) and pulls again; a publish not acknowledged in time fails with a clear
+//! error. A group's consumer takes the settings of the member that subscribed last.
+//!
+//! Limits: a handler running longer than the ack deadline may see its message delivered to
+//! another member too.
 
 mod broker;
 mod delivery;

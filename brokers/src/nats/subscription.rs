@@ -63,8 +63,9 @@ impl NatsSubscription {
         })
     }
 
-    /// After the server answered a pull with no responders (its consumer is gone, or
-    /// JetStream is still starting), creates the consumer again; identical settings change nothing.
+    /// After a pull went unanswered (the server restarted, or the consumer was deleted, which
+    /// a server 2.9 does not report) or was answered with no responders, creates the consumer
+    /// again; an existing one with these settings is left as it is.
     async fn recreate_consumer(&mut self) -> Result<(), BusError> {
         self.consumer = self.streams.consumer(&self.config).await?;
         Ok(())
@@ -89,7 +90,12 @@ impl Subscription for NatsSubscription {
                             .map_err(BusError::from),
                     );
                 }
-                Received::PullEnded | Received::Quiet => {}
+                Received::PullEnded => {}
+                Received::Quiet => {
+                    if let Err(error) = self.recreate_consumer().await {
+                        return Some(Err(error));
+                    }
+                }
                 Received::Refused(status) if status.status == StatusCode::NO_RESPONDERS => {
                     if let Err(error) = self.recreate_consumer().await {
                         return Some(Err(error));
