@@ -29,8 +29,8 @@ use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-const ROUNDS: usize = 5;
-const EVENTS: u64 = 5_000;
+const ROUNDS: usize = 7;
+const EVENTS: u64 = 20_000;
 const PUBLISHERS: u64 = 16;
 const MEMBERS: usize = 4;
 const IN_FLIGHT: usize = 32;
@@ -159,18 +159,25 @@ async fn raw_publish(url: &str, name: &str) -> f64 {
 
 /// Fills `subject`'s stream with the round's events, as the bus would have written them.
 async fn fill(jetstream: &jetstream::Context, subject: &str) {
-    let mut acks = Vec::new();
-    for n in 0..EVENTS {
-        let message = event(n).to_message().expect("encode");
-        acks.push(
-            jetstream
-                .publish_with_headers(subject.to_owned(), raw_headers(&message), message.payload)
-                .await
-                .expect("send"),
-        );
-    }
-    for ack in acks {
-        ack.await.expect("acknowledged");
+    // In chunks: the client lets only so many acknowledgements be outstanding at once.
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(1000) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for &n in chunk {
+            let message = event(n).to_message().expect("encode");
+            acks.push(
+                jetstream
+                    .publish_with_headers(
+                        subject.to_owned(),
+                        raw_headers(&message),
+                        message.payload,
+                    )
+                    .await
+                    .expect("send"),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("acknowledged");
+        }
     }
 }
 
