@@ -35,6 +35,55 @@ async fn broker(server: &NatsServer, ack_deadline_seconds: u64) -> Arc<NatsBroke
     )
 }
 
+/// A private server, a broker with an ack deadline, and one member of group `g` of a fresh topic.
+struct Member {
+    server: NatsServer,
+    broker: Arc<NatsBroker>,
+    topic: String,
+    subscription: Box<dyn Subscription>,
+}
+
+impl Member {
+    async fn join(topic: &str, ack_deadline_seconds: u64) -> Self {
+        let server = NatsServer::start().expect("start nats-server");
+        let broker = broker(&server, ack_deadline_seconds).await;
+        let topic = unique(topic);
+        let subscription = broker
+            .subscribe(&SubscriptionConfig::new(&topic, "g"))
+            .await
+            .expect("subscribe");
+        Self {
+            server,
+            broker,
+            topic,
+            subscription,
+        }
+    }
+
+    async fn publish(&self, payload: &'static str) {
+        self.broker
+            .publish(&self.topic, Message::new(payload))
+            .await
+            .expect("publish");
+    }
+
+    async fn next(&mut self) -> Box<dyn Delivery> {
+        next(self.subscription.as_mut(), TIMEOUT).await
+    }
+
+    /// A JetStream client of the member's server, beside the bus.
+    async fn raw(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.server.url())
+            .await
+            .expect("raw client");
+        async_nats::jetstream::new(client)
+    }
+
+    async fn leave(self) {
+        self.subscription.close().await.expect("close");
+    }
+}
+
 fn unique(name: &str) -> String {
     format!("{name}-{}", uuid::Uuid::now_v7().simple())
 }
@@ -175,49 +224,31 @@ async fn headers_nats_cannot_carry_and_odd_topic_names_still_round_trip() {
 
 #[tokio::test]
 async fn a_dropped_delivery_is_handed_back_at_once() {
-    let server = NatsServer::start().expect("start nats-server");
-    // Well beyond the wait below: only a hand-back brings the message back in time.
-    let broker = broker(&server, 120).await;
-    let topic = unique("dropped");
-    let mut subscription = broker
-        .subscribe(&SubscriptionConfig::new(&topic, "g"))
-        .await
-        .expect("subscribe");
-    broker
-        .publish(&topic, Message::new("once"))
-        .await
-        .expect("publish");
-    let first = next(subscription.as_mut(), TIMEOUT).await;
+    // Well beyond the wait for the delivery: only a hand-back brings the message back in time.
+    let mut member = Member::join("dropped", 120).await;
+    member.publish("once").await;
+    let first = member.next().await;
     assert_eq!(first.attempt(), 1);
     drop(first);
-    let again = next(subscription.as_mut(), TIMEOUT).await;
+    let again = member.next().await;
     assert_eq!(again.message().payload.as_ref(), b"once");
     assert_eq!(again.attempt(), 2, "JetStream counted the second delivery");
     again.ack().await.expect("ack");
-    subscription.close().await.expect("close");
+    member.leave().await;
 }
 
 #[tokio::test]
 async fn a_delayed_nack_comes_back_after_its_delay() {
     const DELAY: Duration = Duration::from_millis(1500);
-    let server = NatsServer::start().expect("start nats-server");
-    let broker = broker(&server, 120).await;
-    let topic = unique("delayed");
-    let mut subscription = broker
-        .subscribe(&SubscriptionConfig::new(&topic, "g"))
-        .await
-        .expect("subscribe");
-    broker
-        .publish(&topic, Message::new("later"))
-        .await
-        .expect("publish");
-    let first = next(subscription.as_mut(), TIMEOUT).await;
+    let mut member = Member::join("delayed", 120).await;
+    member.publish("later").await;
+    let first = member.next().await;
     let nacked_at = Instant::now();
     first
         .nack(Nack::RequeueAfter(DELAY))
         .await
         .expect("nack with delay");
-    let again = next(subscription.as_mut(), TIMEOUT).await;
+    let again = member.next().await;
     let waited = nacked_at.elapsed();
     assert_eq!(again.attempt(), 2);
     assert!(
@@ -229,74 +260,56 @@ async fn a_delayed_nack_comes_back_after_its_delay() {
         "redelivered after {waited:?}, not by the delay but the ack wait"
     );
     again.ack().await.expect("ack");
-    subscription.close().await.expect("close");
+    member.leave().await;
 }
 
 #[tokio::test]
 async fn ack_and_discard_leave_nothing_pending_for_the_group() {
-    let server = NatsServer::start().expect("start nats-server");
-    let broker = broker(&server, 120).await;
-    let topic = unique("settled");
-    let mut subscription = broker
-        .subscribe(&SubscriptionConfig::new(&topic, "g"))
-        .await
-        .expect("subscribe");
-    for payload in ["ack me", "discard me"] {
-        broker
-            .publish(&topic, Message::new(payload))
-            .await
-            .expect("publish");
-    }
+    let mut member = Member::join("settled", 120).await;
+    member.publish("ack me").await;
+    member.publish("discard me").await;
     for _ in 0..2 {
-        let delivery = next(subscription.as_mut(), TIMEOUT).await;
+        let delivery = member.next().await;
         if delivery.message().payload.as_ref() == b"ack me" {
             delivery.ack().await.expect("ack");
         } else {
             delivery.nack(Nack::Discard).await.expect("discard");
         }
     }
-    subscription.close().await.expect("close");
-
     // Settling waited for the server's confirmation, so the consumer's state shows it now.
-    let client = async_nats::connect(server.url()).await.expect("raw client");
-    let info = async_nats::jetstream::new(client)
-        .get_stream(&topic)
+    let info = member
+        .raw()
         .await
-        .expect("stream")
+        .get_stream(&member.topic)
+        .await
+        .expect("the topic's stream, named after it")
         .consumer_info("g")
         .await
         .expect("the group's durable consumer");
     assert_eq!(info.num_ack_pending, 0, "{info:?}");
     assert_eq!(info.num_pending, 0, "{info:?}");
     assert_eq!(info.ack_floor.stream_sequence, 2, "{info:?}");
+    member.leave().await;
 }
 
 #[tokio::test]
 async fn a_deleted_stream_is_created_again_by_the_next_publish() {
-    let server = NatsServer::start().expect("start nats-server");
-    let broker = broker(&server, 30).await;
-    let topic = unique("deleted");
-    broker
-        .publish(&topic, Message::new("first"))
+    let mut member = Member::join("deleted", 30).await;
+    member.publish("first").await;
+    let first = member.next().await;
+    assert_eq!(first.message().payload.as_ref(), b"first");
+    first.ack().await.expect("ack");
+    member
+        .raw()
         .await
-        .expect("publish");
-    let client = async_nats::connect(server.url()).await.expect("raw client");
-    async_nats::jetstream::new(client)
-        .delete_stream(&topic)
+        .delete_stream(&member.topic)
         .await
         .expect("delete the stream behind the bus's back");
-    broker
-        .publish(&topic, Message::new("second"))
-        .await
-        .expect("publishing recreates the stream");
-    let mut subscription = broker
-        .subscribe(&SubscriptionConfig::new(&topic, "g"))
-        .await
-        .expect("subscribe");
-    let delivery = next(subscription.as_mut(), TIMEOUT).await;
+    member.publish("second").await;
+    let delivery = member.next().await;
     assert_eq!(delivery.message().payload.as_ref(), b"second");
     delivery.ack().await.expect("ack");
-    subscription.close().await.expect("close");
+    member.leave().await;
 }
 
 /// A member killed with SIGKILL while it holds a delivery cannot hand it back: the group's
@@ -407,30 +420,22 @@ async fn events_flow_through_the_bus_on_a_private_server() {
 
 #[tokio::test]
 async fn a_member_creates_its_deleted_consumer_again() {
-    let server = NatsServer::start().expect("start nats-server");
-    let broker = broker(&server, 30).await;
-    let topic = unique("consumer-deleted");
-    let mut subscription = broker
-        .subscribe(&SubscriptionConfig::new(&topic, "g"))
+    let mut member = Member::join("consumer-deleted", 30).await;
+    let deleted = member
+        .raw()
         .await
-        .expect("subscribe");
-    let client = async_nats::connect(server.url()).await.expect("raw client");
-    let deleted = async_nats::jetstream::new(client)
-        .get_stream(&topic)
+        .get_stream(&member.topic)
         .await
         .expect("stream")
         .delete_consumer("g")
         .await
         .expect("delete the consumer behind the member's back");
     assert!(deleted.success);
-    broker
-        .publish(&topic, Message::new("after the deletion"))
-        .await
-        .expect("publish");
+    member.publish("after the deletion").await;
     let deadline = Instant::now() + TIMEOUT;
     let delivery = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, subscription.next()).await {
+        match tokio::time::timeout(remaining, member.subscription.next()).await {
             Ok(Some(Ok(delivery))) => break delivery,
             Ok(Some(Err(error))) => eprintln!("reported while recovering: {error}"),
             Ok(None) => panic!("the subscription ended"),
@@ -439,5 +444,5 @@ async fn a_member_creates_its_deleted_consumer_again() {
     };
     assert_eq!(delivery.message().payload.as_ref(), b"after the deletion");
     delivery.ack().await.expect("ack");
-    subscription.close().await.expect("close");
+    member.leave().await;
 }

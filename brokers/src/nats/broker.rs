@@ -23,6 +23,15 @@ pub struct NatsBroker {
 }
 
 impl NatsBroker {
+    /// What the backend guarantees; a test that can restart its server says so itself.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        consumer_groups: true,
+        per_key_ordering: true,
+        persistent: true,
+        new_subscriber_receives_old_messages: true,
+        can_restart_server: false,
+    };
+
     /// Connects, and checks that the server has JetStream; fails within the connect timeout
     /// when no server answers. A lost connection is re-established by the client.
     pub async fn connect(options: NatsOptions) -> Result<Self, BusError> {
@@ -136,12 +145,6 @@ impl Broker for NatsBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            consumer_groups: true,
-            per_key_ordering: true,
-            persistent: true,
-            new_subscriber_receives_old_messages: true,
-            can_restart_server: false,
-        }
+        Self::CAPABILITIES
     }
 }

@@ -11,12 +11,13 @@
 //! Consuming: each consumer group is one durable pull consumer on its topic's stream, named
 //! like a stream, starting at the stream's first message (so a new group also receives
 //! earlier events) and shared by the group's members. A member pulls batches of its max
-//! in-flight, keeping one pull ahead. Acknowledgements wait for the server's confirmation:
-//! `ack` is `+ACK`, `Nack::Requeue` is `-NAK`, `Nack::RequeueAfter` is `-NAK` with the delay,
-//! `Nack::Discard` is `+TERM`. The attempt number is JetStream's delivery count. A delivery
-//! dropped unsettled, and whatever a closing member still holds, is handed back with `-NAK` at
-//! once; a crashed member's deliveries come back after the consumer's ack wait, which is
-//! `EVENT_BUS_ACK_DEADLINE_SECONDS`.
+//! in-flight into an inbox of its own, asking for more once half has arrived. All settling is
+//! in `delivery.rs`: acknowledgements wait for the server's confirmation; `ack` is `+ACK`,
+//! `Nack::Requeue` is `-NAK`, `Nack::RequeueAfter` is `-NAK` with the delay, `Nack::Discard`
+//! is `+TERM`. The attempt number is JetStream's delivery count. A delivery dropped unsettled
+//! is handed back with `-NAK` at once; a closing member waits for its open pull to end (at
+//! most two seconds), then hands back all it still holds. A crashed member's deliveries come
+//! back after the consumer's ack wait, which is `EVENT_BUS_ACK_DEADLINE_SECONDS`.
 //!
 //! Dead letters: the bus decides them from the attempt number and publishes them to
 //! `{prefix}-dead-letter` like any other topic. As a safety net the consumer's `max_deliver` is

@@ -63,8 +63,8 @@ impl NatsSubscription {
         })
     }
 
-    /// After a pull went unanswered (the server restarted, or the consumer was deleted, which
-    /// a server 2.9 does not report) or was answered with no responders, creates the consumer
+    /// After a pull went unanswered (the server restarted, or the consumer is gone and the
+    /// server stays silent) or was refused because the consumer is gone, creates the consumer
     /// again; an existing one with these settings is left as it is.
     async fn recreate_consumer(&mut self) -> Result<(), BusError> {
         self.consumer = self.streams.consumer(&self.config).await?;
@@ -96,7 +96,13 @@ impl Subscription for NatsSubscription {
                         return Some(Err(error));
                     }
                 }
-                Received::Refused(status) if status.status == StatusCode::NO_RESPONDERS => {
+                Received::Refused(status) if status.consumer_gone() => {
+                    tracing::warn!(
+                        consumer = %self.consumer.cached_info().name,
+                        status = %status.status,
+                        description = %status.description,
+                        "nats: the group's consumer is gone; creating it again"
+                    );
                     if let Err(error) = self.recreate_consumer().await {
                         return Some(Err(error));
                     }
@@ -156,6 +162,15 @@ struct Inbox {
 struct PullStatus {
     status: StatusCode,
     description: String,
+}
+
+impl PullStatus {
+    /// The pull was refused because the consumer does not exist (any more).
+    fn consumer_gone(&self) -> bool {
+        self.status == StatusCode::NO_RESPONDERS
+            || (self.status == StatusCode::REQUEST_TERMINATED
+                && self.description.eq_ignore_ascii_case("consumer deleted"))
+    }
 }
 
 /// What the inbox received.
