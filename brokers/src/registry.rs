@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use event_bus_core::{Broker, BusError, BusSettings, ConfigError, DedupStore, InMemoryBroker};
+use event_bus_core::{
+    BoxError, Broker, BusError, BusSettings, ConfigError, DedupStore, InMemoryBroker,
+};
 use futures::future::BoxFuture;
 
 /// The backend used when `EVENT_BUS_TYPE` is unset.
@@ -15,6 +17,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("kafka", "kafka"),
     ("rabbitmq", "rabbitmq"),
     ("pubsub", "pubsub"),
+    ("nats", "nats"),
 ];
 
 /// A connected backend: its broker, and the dedup store it offers for idempotency keys shared
@@ -42,9 +45,19 @@ pub enum BackendError {
     /// Its settings are missing or malformed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A variable of its own has a value it cannot use.
+    #[error(transparent)]
+    Settings(BoxError),
     /// Its server could not be reached or set up.
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+impl BackendError {
+    /// A backend's own settings error.
+    pub fn settings(error: impl Into<BoxError>) -> Self {
+        Self::Settings(error.into())
+    }
 }
 
 /// Connects a backend from the bus settings; it reads its own variables from `settings.source`.
@@ -79,6 +92,8 @@ pub const BACKENDS: &[Backend] = &[
     crate::rabbitmq::BACKEND,
     #[cfg(feature = "pubsub")]
     crate::pubsub::BACKEND,
+    #[cfg(feature = "nats")]
+    crate::nats::BACKEND,
 ];
 
 /// Names of the backends compiled in, comma-separated.

@@ -8,6 +8,9 @@ pub mod redis_server;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq_server;
 
+#[cfg(feature = "nats")]
+pub mod nats_server;
+
 /// The README's code, compiled and run as doc tests so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

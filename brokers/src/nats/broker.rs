@@ -1,0 +1,150 @@
+//! The NATS broker: connecting, publishing, and opening group subscriptions.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use async_trait::async_trait;
+use event_bus_core::{
+    Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
+    SubscriptionConfig,
+};
+
+use super::options::NatsOptions;
+use super::publisher::NatsPublisher;
+use super::streams::Streams;
+use super::subscription::NatsSubscription;
+use super::{NAME, NatsError};
+
+/// Publishes to and consumes from NATS JetStream.
+pub struct NatsBroker {
+    client: async_nats::Client,
+    streams: Arc<Streams>,
+    publisher: NatsPublisher,
+}
+
+impl NatsBroker {
+    /// What the backend guarantees; a test that can restart its server says so itself.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        consumer_groups: true,
+        per_key_ordering: true,
+        persistent: true,
+        new_subscriber_receives_old_messages: true,
+        can_restart_server: false,
+    };
+
+    /// Connects, and checks that the server has JetStream; fails within the connect timeout
+    /// when no server answers. A lost connection is re-established by the client.
+    pub async fn connect(options: NatsOptions) -> Result<Self, BusError> {
+        let client = connect(&options).await?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(options.request_timeout)
+            .build(client.clone());
+        check_jetstream(&client, &options.url).await?;
+        let max_payload = client.server_info().max_payload;
+        if max_payload < options.max_message_bytes.saturating_add(HEADER_ROOM) {
+            tracing::warn!(
+                max_payload,
+                max_message_bytes = options.max_message_bytes,
+                "nats: the server's max_payload is not above EVENT_BUS_MAX_MESSAGE_BYTES; the largest events will be refused"
+            );
+        }
+        let streams = Arc::new(Streams::new(jetstream.clone(), &options));
+        let publisher = NatsPublisher::new(client.clone(), jetstream, Arc::clone(&streams));
+        Ok(Self {
+            client,
+            streams,
+            publisher,
+        })
+    }
+}
+
+/// Room for headers beyond a message's counted size in the server's payload limit.
+const HEADER_ROOM: usize = 4096;
+
+async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError> {
+    let connecting = async_nats::ConnectOptions::new()
+        .name("event-bus")
+        .connection_timeout(options.connect_timeout)
+        .request_timeout(Some(options.request_timeout))
+        .connect(options.servers());
+    match tokio::time::timeout(options.connect_timeout, connecting).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(source)) if source.kind() == async_nats::ConnectErrorKind::TimedOut => {
+            Err(NatsError::Unreachable {
+                url: options.url.clone(),
+                timeout: options.connect_timeout,
+            })
+        }
+        Ok(Err(source)) => Err(NatsError::Connect {
+            url: options.url.clone(),
+            source,
+        }),
+        Err(_) => Err(NatsError::Unreachable {
+            url: options.url.clone(),
+            timeout: options.connect_timeout,
+        }),
+    }
+}
+
+/// Asks JetStream for the account's information, which only a server with JetStream answers.
+async fn check_jetstream(client: &async_nats::Client, url: &str) -> Result<(), NatsError> {
+    let answer = client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .map_err(|source| NatsError::NoJetStream {
+            url: url.to_owned(),
+            source,
+        })?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
+    match answer.get("error") {
+        None => Ok(()),
+        Some(error) => Err(NatsError::JetStreamRefused {
+            url: url.to_owned(),
+            description: error["description"]
+                .as_str()
+                .unwrap_or("no description")
+                .to_owned(),
+        }),
+    }
+}
+
+#[async_trait]
+impl Publisher for NatsBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
+        self.publisher.publish(topic, &message).await
+    }
+
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<(), BusError>> {
+        self.publisher.publish_batch(topic, &messages).await
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.publisher.close().await
+    }
+}
+
+#[async_trait]
+impl Subscriber for NatsBroker {
+    async fn subscribe(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let subscription =
+            NatsSubscription::open(self.client.clone(), Arc::clone(&self.streams), config).await?;
+        Ok(Box::new(subscription))
+    }
+}
+
+impl Broker for NatsBroker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+}

@@ -1,0 +1,118 @@
+//! Creating a topic's stream before it is published to, and a consumer group's durable pull
+//! consumer before it is pulled from.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, stream};
+use event_bus_core::SubscriptionConfig;
+
+use super::options::{NatsOptions, StreamStorage};
+use super::{NatsError, names};
+
+/// The consumer's `max_deliver` is this many times the subscription's attempts: room for the
+/// bus to dead-letter, with retries when publishing the dead letter fails.
+const MAX_DELIVER_FACTOR: u32 = 4;
+
+/// Creates missing streams once per topic, and the consumers of groups.
+pub(super) struct Streams {
+    jetstream: jetstream::Context,
+    template: stream::Config,
+    ack_wait: std::time::Duration,
+    known: Mutex<HashSet<String>>,
+}
+
+impl Streams {
+    pub(super) fn new(jetstream: jetstream::Context, options: &NatsOptions) -> Self {
+        let template = stream::Config {
+            storage: match options.storage {
+                StreamStorage::File => stream::StorageType::File,
+                StreamStorage::Memory => stream::StorageType::Memory,
+            },
+            num_replicas: options.replicas,
+            max_age: options.max_age.unwrap_or_default(),
+            retention: stream::RetentionPolicy::Limits,
+            ..Default::default()
+        };
+        Self {
+            jetstream,
+            template,
+            ack_wait: options.ack_wait,
+            known: Mutex::default(),
+        }
+    }
+
+    /// Makes sure the topic's stream exists; returns its name, which is also its subject.
+    pub(super) async fn ensure(&self, topic: &str) -> Result<String, NatsError> {
+        let name = names::stream(topic);
+        if self.known.lock().expect("stream cache").contains(&name) {
+            return Ok(name);
+        }
+        self.create(&name).await?;
+        self.known
+            .lock()
+            .expect("stream cache")
+            .insert(name.clone());
+        Ok(name)
+    }
+
+    /// Forgets that the topic's stream exists (it was deleted behind the bus's back), so the
+    /// next [`ensure`](Self::ensure) creates it again.
+    pub(super) fn forget(&self, topic: &str) {
+        self.known
+            .lock()
+            .expect("stream cache")
+            .remove(&names::stream(topic));
+    }
+
+    async fn create(&self, name: &str) -> Result<(), NatsError> {
+        let config = stream::Config {
+            name: name.to_owned(),
+            subjects: vec![name.to_owned()],
+            ..self.template.clone()
+        };
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map(drop)
+            .map_err(|source| NatsError::Stream {
+                stream: name.to_owned(),
+                source,
+            })
+    }
+
+    /// The durable pull consumer of `config`'s group on its topic's stream, created (or
+    /// updated to `config`) as needed.
+    pub(super) async fn consumer(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<PullConsumer, NatsError> {
+        let stream_name = self.ensure(&config.topic).await?;
+        let name = names::consumer(&config.consumer_group);
+        let consumer = pull::Config {
+            durable_name: Some(name.clone()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: match config.dead_letter_topic {
+                Some(_) => i64::from(
+                    config
+                        .max_delivery_attempts
+                        .saturating_mul(MAX_DELIVER_FACTOR),
+                ),
+                None => -1,
+            },
+            max_ack_pending: if config.ordering { 1 } else { 0 },
+            ..Default::default()
+        };
+        self.jetstream
+            .create_consumer_on_stream(consumer, &stream_name)
+            .await
+            .map_err(|source| NatsError::Consumer {
+                stream: stream_name.clone(),
+                consumer: name,
+                source,
+            })
+    }
+}

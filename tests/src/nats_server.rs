@@ -1,0 +1,134 @@
+//! A nats-server of the test's own, with JetStream storing in files in a temporary folder, on a
+//! free loopback port, so a test can restart it without touching anybody else's server.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long the server may take to answer after it was started.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// A running nats-server child process, stopped by PID when dropped.
+pub struct NatsServer {
+    port: u16,
+    dir: TempDir,
+    jetstream: bool,
+    child: Mutex<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free port of 127.0.0.1, its store in a new
+    /// temporary folder.
+    pub fn start() -> io::Result<Self> {
+        Self::start_with(true)
+    }
+
+    /// Starts a server without JetStream, as a misconfigured deployment would run.
+    pub fn start_without_jetstream() -> io::Result<Self> {
+        Self::start_with(false)
+    }
+
+    fn start_with(jetstream: bool) -> io::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let child = spawn(port, &dir, jetstream)?;
+        let server = Self {
+            port,
+            dir,
+            jetstream,
+            child: Mutex::new(child),
+        };
+        server.wait_until_ready()?;
+        Ok(server)
+    }
+
+    /// The URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGTERM, by PID, which lets it write its store) and starts it again
+    /// on the same port and store.
+    pub fn restart(&self) -> io::Result<()> {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stop(&mut child)?;
+        *child = spawn(self.port, &self.dir, self.jetstream)?;
+        drop(child);
+        self.wait_until_ready()
+    }
+
+    /// Waits until the server greets clients (saying JetStream is on, if it should be).
+    fn wait_until_ready(&self) -> io::Result<()> {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if greets(self.port, self.jetstream).unwrap_or(false) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nats-server did not greet clients",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = stop(child);
+    }
+}
+
+/// `NATS_SERVER_BIN`, else `nats-server` on the PATH, else Debian's `/usr/sbin/nats-server`.
+fn binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("NATS_SERVER_BIN") {
+        return binary.into();
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+fn spawn(port: u16, dir: &TempDir, jetstream: bool) -> io::Result<Child> {
+    let mut command = Command::new(binary());
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if jetstream {
+        command.arg("-js").arg("-sd").arg(dir.path());
+    }
+    command.stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+}
+
+fn stop(child: &mut Child) -> io::Result<()> {
+    if child.try_wait()?.is_none() {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+    }
+    child.wait().map(drop)
+}
+
+/// Whether the server greets with `INFO {…}`, saying JetStream is on when `jetstream`.
+fn greets(port: u16, jetstream: bool) -> io::Result<bool> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut greeting = String::new();
+    BufReader::new(stream).read_line(&mut greeting)?;
+    Ok(greeting.starts_with("INFO ") && (!jetstream || greeting.contains("\"jetstream\":true")))
+}
