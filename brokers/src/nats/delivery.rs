@@ -49,7 +49,6 @@ impl NatsSettle {
     pub(super) async fn send(self, kind: AckKind) -> Result<(), BusError> {
         let name = match kind {
             AckKind::Ack => "+ACK",
-            AckKind::Term => "+TERM",
             _ => "-NAK",
         };
         self.client

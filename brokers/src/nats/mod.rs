@@ -14,7 +14,7 @@
 //! in-flight into an inbox of its own, asking for more once half has arrived. All settling is
 //! in `delivery.rs`: acknowledgements wait for the server's confirmation; `ack` is `+ACK`,
 //! `Nack::Requeue` is `-NAK`, `Nack::RequeueAfter` is `-NAK` with the delay, `Nack::Discard`
-//! is `+TERM`. The attempt number is JetStream's delivery count. A delivery dropped unsettled
+//! (the bus moved the message elsewhere) is `+ACK`. The attempt number is JetStream's delivery count. A delivery dropped unsettled
 //! is handed back with `-NAK` at once; a closing member waits for its open pull to end (at
 //! most two seconds), then hands back all it still holds. A crashed member's deliveries come
 //! back after the consumer's ack wait, which is `EVENT_BUS_ACK_DEADLINE_SECONDS`.
@@ -166,7 +166,7 @@ pub enum NatsError {
     /// The server did not confirm an acknowledgement.
     #[error("settling a delivery ({kind}) failed: {source}")]
     Settle {
-        /// `+ACK`, `-NAK` or `+TERM`.
+        /// `+ACK` or `-NAK`.
         kind: &'static str,
         /// The client's error.
         source: async_nats::RequestError,
