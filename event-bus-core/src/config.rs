@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::topics::TopicNames;
+use crate::transport::{DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT};
 
 /// The bus-wide environment variables (the bus, logging and metrics), as the README's
 /// configuration table documents them. Backends, the event store and the sagas list their own.
@@ -24,6 +25,8 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_MAX_MESSAGE_BYTES",
     "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
     "EVENT_BUS_ACK_DEADLINE_SECONDS",
+    "WORKER_TIMEOUT",
+    "MAX_CONCURRENT_MESSAGES",
     "EVENT_BUS_METRICS_PORT",
     "EVENT_BUS_LOG_FORMAT",
     "RUST_LOG",
@@ -134,6 +137,11 @@ pub struct BusSettings {
     /// `EVENT_BUS_ACK_DEADLINE_SECONDS`: a delivery unsettled this long is redelivered by
     /// backends that track it themselves (default 30).
     pub ack_deadline: Duration,
+    /// `WORKER_TIMEOUT`: a handler still running after this many seconds is cancelled and its
+    /// attempt fails, retryably (default 300; `0`: no limit).
+    pub handler_timeout: Option<Duration>,
+    /// `MAX_CONCURRENT_MESSAGES`: deliveries one subscription handles at once (default 16).
+    pub max_concurrent_messages: usize,
     /// `EVENT_BUS_METRICS_PORT`: serve Prometheus metrics on `127.0.0.1` at this port (feature
     /// `prometheus`; default: no exporter).
     pub metrics_port: Option<u16>,
@@ -153,6 +161,8 @@ struct RawSettings {
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
     event_bus_ack_deadline_seconds: Option<u64>,
+    worker_timeout: Option<u64>,
+    max_concurrent_messages: Option<usize>,
     event_bus_metrics_port: Option<u16>,
 }
 
@@ -220,6 +230,14 @@ impl BusSettings {
             ack_deadline: Duration::from_secs(
                 raw.event_bus_ack_deadline_seconds.unwrap_or(30).max(1),
             ),
+            handler_timeout: match raw.worker_timeout {
+                Some(0) => None,
+                seconds => Some(seconds.map_or(DEFAULT_HANDLER_TIMEOUT, Duration::from_secs)),
+            },
+            max_concurrent_messages: raw
+                .max_concurrent_messages
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+                .max(1),
             metrics_port: raw.event_bus_metrics_port,
             source,
         }
@@ -243,6 +261,19 @@ mod tests {
         assert_eq!(settings.dead_letter_topic, "events-dead-letter");
         assert_eq!(settings.dead_letter_max_retries, 5);
         assert_eq!(settings.source.get("unrelated"), Some("x"));
+        assert_eq!(settings.handler_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(settings.max_concurrent_messages, 16);
+    }
+
+    #[test]
+    fn the_seeds_worker_timeout_and_concurrency_are_read() {
+        let settings =
+            BusSettings::from_vars([("WORKER_TIMEOUT", "45"), ("MAX_CONCURRENT_MESSAGES", "4")])
+                .unwrap();
+        assert_eq!(settings.handler_timeout, Some(Duration::from_secs(45)));
+        assert_eq!(settings.max_concurrent_messages, 4);
+        let unlimited = BusSettings::from_vars([("WORKER_TIMEOUT", "0")]).unwrap();
+        assert_eq!(unlimited.handler_timeout, None);
     }
 
     #[test]
