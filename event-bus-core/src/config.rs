@@ -24,6 +24,7 @@ pub const VARIABLES: &[&str] = &[
     "DEAD_LETTER_MAX_RETRIES",
     "EVENT_BUS_MAX_MESSAGE_BYTES",
     "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
+    "EVENT_BUS_DEDUP_STORE",
     "EVENT_BUS_ACK_DEADLINE_SECONDS",
     "WORKER_TIMEOUT",
     "MAX_CONCURRENT_MESSAGES",
@@ -55,6 +56,9 @@ pub enum ConfigError {
         /// Backends this binary has, comma-separated.
         available: String,
     },
+    /// `EVENT_BUS_DEDUP_STORE` names no dedup store.
+    #[error("unknown EVENT_BUS_DEDUP_STORE `{0}`; use memory, redis or postgres")]
+    UnknownDedupStore(String),
     /// A source could not be read or a value has the wrong type.
     #[error("invalid event bus settings: {0}")]
     Source(#[from] config::ConfigError),
@@ -112,6 +116,39 @@ impl fmt::Debug for SettingsSource {
     }
 }
 
+/// Where idempotency keys are kept (`EVENT_BUS_DEDUP_STORE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupStoreChoice {
+    /// In the process's memory: duplicates are absorbed within one process only.
+    Memory,
+    /// In Redis (`REDIS_EVENT_URL`), shared by every process.
+    Redis,
+    /// In PostgreSQL (`DATABASE_URL`, the event store's schema), shared by every process; wired
+    /// by `event_store_postgres::connect_bus`.
+    Postgres,
+}
+
+impl DedupStoreChoice {
+    /// The choice `name` (case-insensitive) makes.
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(ConfigError::UnknownDedupStore(name.to_owned())),
+        }
+    }
+
+    /// The variable's value for this choice.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 /// What the bus reads from its environment; a backend's own settings come from
 /// [`source`](BusSettings::source).
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +171,9 @@ pub struct BusSettings {
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
+    /// `EVENT_BUS_DEDUP_STORE`: where idempotency keys are kept; `None` (unset): the
+    /// backend's own store where it has one (Redis Streams), process memory elsewhere.
+    pub dedup_store: Option<DedupStoreChoice>,
     /// `EVENT_BUS_ACK_DEADLINE_SECONDS`: a delivery unsettled this long is redelivered by
     /// backends that track it themselves (default 30).
     pub ack_deadline: Duration,
@@ -160,6 +200,7 @@ struct RawSettings {
     dead_letter_max_retries: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
+    event_bus_dedup_store: Option<String>,
     event_bus_ack_deadline_seconds: Option<u64>,
     worker_timeout: Option<u64>,
     max_concurrent_messages: Option<usize>,
@@ -169,6 +210,7 @@ struct RawSettings {
 impl Default for BusSettings {
     fn default() -> Self {
         Self::from_raw(RawSettings::default(), SettingsSource::default())
+            .expect("the defaults are valid")
     }
 }
 
@@ -201,14 +243,20 @@ impl BusSettings {
     ) -> Result<Self, ConfigError> {
         let source = SettingsSource::load(file, vars)?;
         let raw: RawSettings = source.read()?;
-        Ok(Self::from_raw(raw, source))
+        Self::from_raw(raw, source)
     }
 
-    fn from_raw(raw: RawSettings, source: SettingsSource) -> Self {
+    fn from_raw(raw: RawSettings, source: SettingsSource) -> Result<Self, ConfigError> {
         let topic_prefix = raw
             .event_bus_topic_prefix
             .unwrap_or_else(|| "events".to_owned());
-        Self {
+        let dedup_store = raw
+            .event_bus_dedup_store
+            .as_deref()
+            .filter(|name| !name.trim().is_empty())
+            .map(DedupStoreChoice::parse)
+            .transpose()?;
+        Ok(Self {
             backend: raw
                 .event_bus_type
                 .map(|name| name.trim().to_ascii_lowercase())
@@ -238,9 +286,10 @@ impl BusSettings {
                 .max_concurrent_messages
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
                 .max(1),
+            dedup_store,
             metrics_port: raw.event_bus_metrics_port,
             source,
-        }
+        })
     }
 
     /// Topic and subscription names under these prefixes.
@@ -263,6 +312,15 @@ mod tests {
         assert_eq!(settings.source.get("unrelated"), Some("x"));
         assert_eq!(settings.handler_timeout, Some(Duration::from_secs(300)));
         assert_eq!(settings.max_concurrent_messages, 16);
+    }
+
+    #[test]
+    fn the_dedup_store_is_chosen_by_name_and_an_unknown_one_is_an_error() {
+        assert_eq!(BusSettings::default().dedup_store, None);
+        let settings = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "Postgres")]).unwrap();
+        assert_eq!(settings.dedup_store, Some(DedupStoreChoice::Postgres));
+        let error = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "mongo")]).unwrap_err();
+        assert!(matches!(error, ConfigError::UnknownDedupStore(ref name) if name == "mongo"));
     }
 
     #[test]
