@@ -249,3 +249,27 @@ async fn a_duplicate_held_by_another_member_is_deferred_not_dead_lettered() {
 fn subscriptions_group(bus: &EventBus) -> String {
     bus.subscription("order.placed", "billing").consumer_group
 }
+
+#[tokio::test]
+async fn an_ephemeral_group_is_removed_when_its_subscription_stops() {
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let durable = bus.subscription("order.placed", "billing");
+    let topic = durable.topic.clone();
+    let ephemeral = bus.subscription("order.placed", "replies-1").ephemeral();
+    let (durable_group, ephemeral_group) = (
+        durable.consumer_group.clone(),
+        ephemeral.consumer_group.clone(),
+    );
+    bus.subscribe(durable, Recorder::new()).await.unwrap();
+    let recorder = Recorder::new();
+    bus.subscribe(ephemeral, recorder.clone()).await.unwrap();
+    bus.publish(&event(1)).await.unwrap();
+    recorder.wait_for(1, TIMEOUT).await.unwrap();
+    assert_eq!(
+        broker.consumer_groups(&topic),
+        [durable_group.clone(), ephemeral_group]
+    );
+    bus.shutdown().await.unwrap();
+    assert_eq!(broker.consumer_groups(&topic), [durable_group]);
+}

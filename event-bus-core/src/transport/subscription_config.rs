@@ -34,6 +34,10 @@ pub struct SubscriptionConfig {
     /// acknowledged and skipped, and an event whose envelope names another tenant than its
     /// attribute is dead-lettered (`tenant-mismatch`).
     pub tenant: Option<String>,
+    /// The group belongs to one running instance (saga replies, `eventbus tail`): it is
+    /// removed from the broker when the subscription closes, expires there when its owner
+    /// dies without closing, and gets no durable retry machinery of its own.
+    pub ephemeral: bool,
 }
 
 impl SubscriptionConfig {
@@ -49,6 +53,7 @@ impl SubscriptionConfig {
             dead_letter_topic: None,
             max_delivery_attempts: 5,
             tenant: None,
+            ephemeral: false,
         }
     }
 
@@ -70,6 +75,14 @@ impl SubscriptionConfig {
     #[must_use]
     pub fn handler_timeout(mut self, limit: Option<Duration>) -> Self {
         self.handler_timeout = limit;
+        self
+    }
+
+    /// Makes the group instance-scoped: removed when the subscription closes, expiring on
+    /// the broker when its owner dies (see [`ephemeral`](Self::ephemeral)).
+    #[must_use]
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
         self
     }
 
