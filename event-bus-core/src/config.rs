@@ -59,6 +59,16 @@ pub enum ConfigError {
     /// `EVENT_BUS_DEDUP_STORE` names no dedup store.
     #[error("unknown EVENT_BUS_DEDUP_STORE `{0}`; use memory, redis or postgres")]
     UnknownDedupStore(String),
+    /// A variable has a value its reader does not know.
+    #[error("{variable}=`{value}` is not valid; expected {expected}")]
+    InvalidValue {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
     /// A source could not be read or a value has the wrong type.
     #[error("invalid event bus settings: {0}")]
     Source(#[from] config::ConfigError),
