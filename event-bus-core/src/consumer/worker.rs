@@ -121,6 +121,15 @@ impl Worker {
             tracing::debug!(topic = %self.config.topic, redriven_for = %target, "redrive for another group skipped");
             return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
+        if let Some(tenant) = &self.config.tenant
+            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+        {
+            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
+            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+        }
+        // After the tenant filter: another tenant's oversize message is not this group's to
+        // dead-letter.
         if message.size() > self.max_message_bytes {
             let error = BusError::MessageTooLarge {
                 size: message.size(),
@@ -136,13 +145,6 @@ impl Worker {
                     None,
                 )
                 .await;
-        }
-        if let Some(tenant) = &self.config.tenant
-            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
-        {
-            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
-            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
-            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
