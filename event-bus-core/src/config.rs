@@ -22,6 +22,7 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_ENABLE_BATCHING",
     "DEAD_LETTER_TOPIC",
     "DEAD_LETTER_MAX_RETRIES",
+    "DEAD_LETTER_MAX_REDRIVES",
     "EVENT_BUS_MAX_MESSAGE_BYTES",
     "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
     "EVENT_BUS_DEDUP_STORE",
@@ -177,6 +178,9 @@ pub struct BusSettings {
     pub dead_letter_topic: String,
     /// `DEAD_LETTER_MAX_RETRIES`: delivery attempts before dead-lettering (default 5).
     pub dead_letter_max_retries: u32,
+    /// `DEAD_LETTER_MAX_REDRIVES`: how often one dead letter may be sent back to its topic
+    /// before it is parked for good (default 5).
+    pub dead_letter_max_redrives: u32,
     /// `EVENT_BUS_MAX_MESSAGE_BYTES`: larger messages are refused or dead-lettered (default 1 MiB).
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
@@ -208,6 +212,7 @@ struct RawSettings {
     event_bus_enable_batching: Option<bool>,
     dead_letter_topic: Option<String>,
     dead_letter_max_retries: Option<u32>,
+    dead_letter_max_redrives: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
     event_bus_dedup_store: Option<String>,
@@ -281,6 +286,7 @@ impl BusSettings {
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
+            dead_letter_max_redrives: raw.dead_letter_max_redrives.unwrap_or(5),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
             idempotency_ttl: Duration::from_secs(
                 raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400),
@@ -331,6 +337,26 @@ mod tests {
         assert_eq!(settings.dedup_store, Some(DedupStoreChoice::Postgres));
         let error = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "mongo")]).unwrap_err();
         assert!(matches!(error, ConfigError::UnknownDedupStore(ref name) if name == "mongo"));
+    }
+
+    #[test]
+    fn delivery_attempts_and_the_redrive_cap_are_set_apart() {
+        let settings = BusSettings::from_vars([("DEAD_LETTER_MAX_RETRIES", "2")]).unwrap();
+        assert_eq!(
+            (
+                settings.dead_letter_max_retries,
+                settings.dead_letter_max_redrives
+            ),
+            (2, 5)
+        );
+        let settings = BusSettings::from_vars([("DEAD_LETTER_MAX_REDRIVES", "9")]).unwrap();
+        assert_eq!(
+            (
+                settings.dead_letter_max_retries,
+                settings.dead_letter_max_redrives
+            ),
+            (5, 9)
+        );
     }
 
     #[test]
