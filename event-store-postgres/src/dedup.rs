@@ -40,7 +40,11 @@ impl PgDedupStore {
     }
 
     async fn sweep_now_and_then(&self) -> Result<(), sqlx::Error> {
-        if self.claims_since_sweep.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != 0 {
+        if !self
+            .claims_since_sweep
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             return Ok(());
         }
         sqlx::query(&format!(
