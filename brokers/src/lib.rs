@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use event_bus_core::{Broker, BusSettings, ConfigError, EventBus};
+use event_bus_core::{
+    Broker, BusSettings, ConfigError, DedupStore, DedupStoreChoice, EventBus, MemoryDedupStore,
+};
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -38,6 +40,14 @@ pub enum ConnectError {
     #[cfg(feature = "prometheus")]
     #[error(transparent)]
     Metrics(#[from] event_bus_core::telemetry::prometheus::ExporterError),
+    /// `EVENT_BUS_DEDUP_STORE` names a store this crate does not build.
+    #[error("EVENT_BUS_DEDUP_STORE={store} is not built by event_bus_brokers::connect: {how}")]
+    DedupStoreElsewhere {
+        /// The store asked for.
+        store: &'static str,
+        /// How to get it.
+        how: &'static str,
+    },
     /// The backend's server could not be reached or set up.
     #[error("could not connect the {backend} backend: {source}")]
     Connect {
@@ -71,14 +81,74 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
     Ok(connect_backend(settings).await?.broker)
 }
 
-/// Builds the event bus that `settings` describe. A backend that keeps idempotency keys on its
-/// server (Redis Streams) shares them between every process of a consumer group.
+/// Builds the event bus that `settings` describe, deduplicating where `EVENT_BUS_DEDUP_STORE`
+/// says: unset, the backend's own store where it has one (Redis Streams: shared by every
+/// process of a consumer group), process memory elsewhere; `memory`; `redis` (on any backend,
+/// at `REDIS_EVENT_URL`, feature `redis`). `postgres` is an error here, as this crate does
+/// not link PostgreSQL: `event_store_postgres::connect_bus` builds that bus.
 ///
 /// With `EVENT_BUS_METRICS_PORT` set, the Prometheus exporter is started first (feature
 /// `prometheus`; without it, a warning says the exporter is not compiled in).
 pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
+    start_metrics(&settings)?;
+    let connected = connect_backend(&settings).await?;
+    let store: Option<Arc<dyn DedupStore>> = match settings.dedup_store {
+        None => connected.dedup_store,
+        Some(DedupStoreChoice::Memory) => Some(Arc::new(MemoryDedupStore::new())),
+        Some(DedupStoreChoice::Redis) => match connected.dedup_store {
+            Some(store) if connected.broker.name() == "redis" => Some(store),
+            _ => Some(redis_dedup_store(&settings).await?),
+        },
+        Some(DedupStoreChoice::Postgres) => {
+            return Err(ConnectError::DedupStoreElsewhere {
+                store: "postgres",
+                how: "build the bus with event_store_postgres::connect_bus (feature `bus`), or plug a PgDedupStore in with EventBus::with_dedup_store",
+            });
+        }
+    };
+    let bus = EventBus::new(connected.broker, settings);
+    Ok(match store {
+        Some(store) => bus.with_dedup_store(Some(store)),
+        None => bus,
+    })
+}
+
+/// Builds the event bus that `settings` describe, deduplicating with `store` whatever
+/// `EVENT_BUS_DEDUP_STORE` says (how a store this crate does not know is plugged in).
+pub async fn connect_with_dedup_store(
+    settings: BusSettings,
+    store: Arc<dyn DedupStore>,
+) -> Result<EventBus, ConnectError> {
+    start_metrics(&settings)?;
+    let connected = connect_backend(&settings).await?;
+    Ok(EventBus::new(connected.broker, settings).with_dedup_store(Some(store)))
+}
+
+/// A Redis dedup store at `REDIS_EVENT_URL`, keys under `{topic prefix}-dedup:`.
+#[cfg(feature = "redis")]
+async fn redis_dedup_store(settings: &BusSettings) -> Result<Arc<dyn DedupStore>, ConnectError> {
+    let options = crate::redis::RedisOptions::from_settings(settings)?;
+    let prefix = format!("{}-dedup", settings.topic_prefix);
+    let store = crate::redis::RedisDedupStore::connect(&options.url, &prefix)
+        .await
+        .map_err(|source| ConnectError::Connect {
+            backend: "redis",
+            source,
+        })?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_dedup_store(_: &BusSettings) -> Result<Arc<dyn DedupStore>, ConnectError> {
+    Err(ConnectError::DedupStoreElsewhere {
+        store: "redis",
+        how: "enable cargo feature `redis` of event-bus-brokers",
+    })
+}
+
+fn start_metrics(settings: &BusSettings) -> Result<(), ConnectError> {
     #[cfg(feature = "prometheus")]
-    event_bus_core::telemetry::prometheus::start_exporter_from_settings(&settings)?;
+    event_bus_core::telemetry::prometheus::start_exporter_from_settings(settings)?;
     #[cfg(not(feature = "prometheus"))]
     if let Some(port) = settings.metrics_port {
         tracing::warn!(
@@ -86,12 +156,7 @@ pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
             "EVENT_BUS_METRICS_PORT is set, but this build has no Prometheus exporter (cargo feature `prometheus`)"
         );
     }
-    let connected = connect_backend(&settings).await?;
-    let bus = EventBus::new(connected.broker, settings);
-    Ok(match connected.dedup_store {
-        Some(store) => bus.with_dedup_store(Some(store)),
-        None => bus,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -102,6 +167,27 @@ mod tests {
     async fn memory_is_the_default_backend() {
         let bus = connect(BusSettings::default()).await.unwrap();
         assert_eq!(bus.broker().name(), "memory");
+    }
+
+    #[tokio::test]
+    async fn a_postgres_dedup_store_is_refused_here_with_where_to_get_it() {
+        let settings = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "postgres")]).unwrap();
+        let error = connect(settings).await.err().expect("not built here");
+        assert!(
+            matches!(
+                error,
+                ConnectError::DedupStoreElsewhere {
+                    store: "postgres",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("event_store_postgres::connect_bus")
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use crate::config::BusSettings;
 use crate::consumer::{SubscriptionHandle, Worker};
 use crate::envelope::EventEnvelope;
 use crate::error::BusError;
-use crate::handler::{CatchPanicLayer, Handler};
+use crate::handler::{CatchPanicLayer, Handler, TimeLimitLayer};
 use crate::idempotency::{DedupStore, IdempotencyLayer, MemoryDedupStore};
 use crate::message::Message;
 use crate::telemetry::metrics::BusMetrics;
@@ -178,7 +178,8 @@ impl EventBus {
     }
 
     /// A subscription of the handler named `handler_name` to `event_type`, with the
-    /// configured ordering, dead-letter topic and attempt limit.
+    /// configured ordering, dead-letter topic, attempt limit, handler time limit and
+    /// concurrency.
     pub fn subscription(&self, event_type: &str, handler_name: &str) -> SubscriptionConfig {
         SubscriptionConfig::new(
             self.topics.topic(event_type),
@@ -187,6 +188,8 @@ impl EventBus {
         .ordering(self.settings.enable_ordering)
         .dead_letter_topic(self.topics.dead_letter_topic())
         .max_delivery_attempts(self.settings.dead_letter_max_retries)
+        .handler_timeout(self.settings.handler_timeout)
+        .max_in_flight(self.settings.max_concurrent_messages)
     }
 
     /// A subscription of the handler named `handler_name` to `event_type` that handles only
@@ -206,18 +209,31 @@ impl EventBus {
         config: SubscriptionConfig,
         handler: impl Handler,
     ) -> Result<SubscriptionHandle, BusError> {
+        // The time limit sits inside the idempotency layer, so a timed-out attempt releases
+        // its claim like any other failure.
         let caught = CatchPanicLayer.layer(handler);
+        let limited: Arc<dyn Handler> = match config.handler_timeout {
+            Some(limit) => Arc::new(TimeLimitLayer::new(limit).layer(caught)),
+            None => Arc::new(caught),
+        };
         let handler: Arc<dyn Handler> = match &self.dedup {
             Some(store) => {
+                // Renewed while the handler runs, which is never longer than its limit: a
+                // claim never needs to outlast either.
+                let lease = config
+                    .handler_timeout
+                    .map_or(self.settings.ack_deadline, |limit| {
+                        limit.min(self.settings.ack_deadline)
+                    });
                 let layer = IdempotencyLayer::new(
                     Arc::clone(store),
                     &config.consumer_group,
                     self.settings.idempotency_ttl,
                 )
-                .lease(self.settings.ack_deadline);
-                Arc::new(layer.layer(caught))
+                .lease(lease);
+                Arc::new(layer.layer(limited))
             }
-            None => Arc::new(caught),
+            None => limited,
         };
         let subscription = self.broker.subscribe(&config).await?;
         let publisher = Arc::clone(&self.broker);

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::topics::TopicNames;
+use crate::transport::{DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT};
 
 /// The bus-wide environment variables (the bus, logging and metrics), as the README's
 /// configuration table documents them. Backends, the event store and the sagas list their own.
@@ -21,9 +22,13 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_ENABLE_BATCHING",
     "DEAD_LETTER_TOPIC",
     "DEAD_LETTER_MAX_RETRIES",
+    "DEAD_LETTER_MAX_REDRIVES",
     "EVENT_BUS_MAX_MESSAGE_BYTES",
     "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
+    "EVENT_BUS_DEDUP_STORE",
     "EVENT_BUS_ACK_DEADLINE_SECONDS",
+    "WORKER_TIMEOUT",
+    "MAX_CONCURRENT_MESSAGES",
     "EVENT_BUS_METRICS_PORT",
     "EVENT_BUS_LOG_FORMAT",
     "RUST_LOG",
@@ -51,6 +56,19 @@ pub enum ConfigError {
         feature: &'static str,
         /// Backends this binary has, comma-separated.
         available: String,
+    },
+    /// `EVENT_BUS_DEDUP_STORE` names no dedup store.
+    #[error("unknown EVENT_BUS_DEDUP_STORE `{0}`; use memory, redis or postgres")]
+    UnknownDedupStore(String),
+    /// A variable has a value its reader does not know.
+    #[error("{variable}=`{value}` is not valid; expected {expected}")]
+    InvalidValue {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
     },
     /// A source could not be read or a value has the wrong type.
     #[error("invalid event bus settings: {0}")]
@@ -109,6 +127,39 @@ impl fmt::Debug for SettingsSource {
     }
 }
 
+/// Where idempotency keys are kept (`EVENT_BUS_DEDUP_STORE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupStoreChoice {
+    /// In the process's memory: duplicates are absorbed within one process only.
+    Memory,
+    /// In Redis (`REDIS_EVENT_URL`), shared by every process.
+    Redis,
+    /// In PostgreSQL (`DATABASE_URL`, the event store's schema), shared by every process; wired
+    /// by `event_store_postgres::connect_bus`.
+    Postgres,
+}
+
+impl DedupStoreChoice {
+    /// The choice `name` (case-insensitive) makes.
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(ConfigError::UnknownDedupStore(name.to_owned())),
+        }
+    }
+
+    /// The variable's value for this choice.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 /// What the bus reads from its environment; a backend's own settings come from
 /// [`source`](BusSettings::source).
 #[derive(Clone, Debug, PartialEq)]
@@ -127,13 +178,24 @@ pub struct BusSettings {
     pub dead_letter_topic: String,
     /// `DEAD_LETTER_MAX_RETRIES`: delivery attempts before dead-lettering (default 5).
     pub dead_letter_max_retries: u32,
+    /// `DEAD_LETTER_MAX_REDRIVES`: how often one dead letter may be sent back to its topic
+    /// before it is parked for good (default 5).
+    pub dead_letter_max_redrives: u32,
     /// `EVENT_BUS_MAX_MESSAGE_BYTES`: larger messages are refused or dead-lettered (default 1 MiB).
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
+    /// `EVENT_BUS_DEDUP_STORE`: where idempotency keys are kept; `None` (unset): the
+    /// backend's own store where it has one (Redis Streams), process memory elsewhere.
+    pub dedup_store: Option<DedupStoreChoice>,
     /// `EVENT_BUS_ACK_DEADLINE_SECONDS`: a delivery unsettled this long is redelivered by
     /// backends that track it themselves (default 30).
     pub ack_deadline: Duration,
+    /// `WORKER_TIMEOUT`: a handler still running after this many seconds is cancelled and its
+    /// attempt fails, retryably (default 300; `0`: no limit).
+    pub handler_timeout: Option<Duration>,
+    /// `MAX_CONCURRENT_MESSAGES`: deliveries one subscription handles at once (default 16).
+    pub max_concurrent_messages: usize,
     /// `EVENT_BUS_METRICS_PORT`: serve Prometheus metrics on `127.0.0.1` at this port (feature
     /// `prometheus`; default: no exporter).
     pub metrics_port: Option<u16>,
@@ -150,15 +212,20 @@ struct RawSettings {
     event_bus_enable_batching: Option<bool>,
     dead_letter_topic: Option<String>,
     dead_letter_max_retries: Option<u32>,
+    dead_letter_max_redrives: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
+    event_bus_dedup_store: Option<String>,
     event_bus_ack_deadline_seconds: Option<u64>,
+    worker_timeout: Option<u64>,
+    max_concurrent_messages: Option<usize>,
     event_bus_metrics_port: Option<u16>,
 }
 
 impl Default for BusSettings {
     fn default() -> Self {
         Self::from_raw(RawSettings::default(), SettingsSource::default())
+            .expect("the defaults are valid")
     }
 }
 
@@ -191,14 +258,20 @@ impl BusSettings {
     ) -> Result<Self, ConfigError> {
         let source = SettingsSource::load(file, vars)?;
         let raw: RawSettings = source.read()?;
-        Ok(Self::from_raw(raw, source))
+        Self::from_raw(raw, source)
     }
 
-    fn from_raw(raw: RawSettings, source: SettingsSource) -> Self {
+    fn from_raw(raw: RawSettings, source: SettingsSource) -> Result<Self, ConfigError> {
         let topic_prefix = raw
             .event_bus_topic_prefix
             .unwrap_or_else(|| "events".to_owned());
-        Self {
+        let dedup_store = raw
+            .event_bus_dedup_store
+            .as_deref()
+            .filter(|name| !name.trim().is_empty())
+            .map(DedupStoreChoice::parse)
+            .transpose()?;
+        Ok(Self {
             backend: raw
                 .event_bus_type
                 .map(|name| name.trim().to_ascii_lowercase())
@@ -213,6 +286,7 @@ impl BusSettings {
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
+            dead_letter_max_redrives: raw.dead_letter_max_redrives.unwrap_or(5),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
             idempotency_ttl: Duration::from_secs(
                 raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400),
@@ -220,9 +294,18 @@ impl BusSettings {
             ack_deadline: Duration::from_secs(
                 raw.event_bus_ack_deadline_seconds.unwrap_or(30).max(1),
             ),
+            handler_timeout: match raw.worker_timeout {
+                Some(0) => None,
+                seconds => Some(seconds.map_or(DEFAULT_HANDLER_TIMEOUT, Duration::from_secs)),
+            },
+            max_concurrent_messages: raw
+                .max_concurrent_messages
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+                .max(1),
+            dedup_store,
             metrics_port: raw.event_bus_metrics_port,
             source,
-        }
+        })
     }
 
     /// Topic and subscription names under these prefixes.
@@ -243,6 +326,48 @@ mod tests {
         assert_eq!(settings.dead_letter_topic, "events-dead-letter");
         assert_eq!(settings.dead_letter_max_retries, 5);
         assert_eq!(settings.source.get("unrelated"), Some("x"));
+        assert_eq!(settings.handler_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(settings.max_concurrent_messages, 16);
+    }
+
+    #[test]
+    fn the_dedup_store_is_chosen_by_name_and_an_unknown_one_is_an_error() {
+        assert_eq!(BusSettings::default().dedup_store, None);
+        let settings = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "Postgres")]).unwrap();
+        assert_eq!(settings.dedup_store, Some(DedupStoreChoice::Postgres));
+        let error = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "mongo")]).unwrap_err();
+        assert!(matches!(error, ConfigError::UnknownDedupStore(ref name) if name == "mongo"));
+    }
+
+    #[test]
+    fn delivery_attempts_and_the_redrive_cap_are_set_apart() {
+        let settings = BusSettings::from_vars([("DEAD_LETTER_MAX_RETRIES", "2")]).unwrap();
+        assert_eq!(
+            (
+                settings.dead_letter_max_retries,
+                settings.dead_letter_max_redrives
+            ),
+            (2, 5)
+        );
+        let settings = BusSettings::from_vars([("DEAD_LETTER_MAX_REDRIVES", "9")]).unwrap();
+        assert_eq!(
+            (
+                settings.dead_letter_max_retries,
+                settings.dead_letter_max_redrives
+            ),
+            (5, 9)
+        );
+    }
+
+    #[test]
+    fn the_seeds_worker_timeout_and_concurrency_are_read() {
+        let settings =
+            BusSettings::from_vars([("WORKER_TIMEOUT", "45"), ("MAX_CONCURRENT_MESSAGES", "4")])
+                .unwrap();
+        assert_eq!(settings.handler_timeout, Some(Duration::from_secs(45)));
+        assert_eq!(settings.max_concurrent_messages, 4);
+        let unlimited = BusSettings::from_vars([("WORKER_TIMEOUT", "0")]).unwrap();
+        assert_eq!(unlimited.handler_timeout, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Topic, subscription and dead-letter names derived from event types.
 
 /// Names broker resources: topic `{prefix}-{event-type}`, subscription
-/// `{subscription_prefix}-sub-{event-type}`, dead letters `{prefix}-dead-letter`.
+/// `{subscription_prefix}-sub-{event-type}` (a prefix that already ends in `-sub`, such as
+/// `clone-sub`, gets no second one), dead letters `{prefix}-dead-letter`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicNames {
     topic_prefix: String,
@@ -35,7 +36,12 @@ impl TopicNames {
 
     /// Default subscription (consumer group) of an event type.
     pub fn subscription(&self, event_type: &str) -> String {
-        format!("{}-sub-{}", self.subscription_prefix, dashed(event_type))
+        let prefix = &self.subscription_prefix;
+        if prefix == "sub" || prefix.ends_with("-sub") {
+            format!("{prefix}-{}", dashed(event_type))
+        } else {
+            format!("{prefix}-sub-{}", dashed(event_type))
+        }
     }
 
     /// Subscription of one named handler of an event type, so each handler gets every event.
@@ -56,6 +62,20 @@ fn dashed(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscription_prefix_ending_in_sub_gets_no_second_sub() {
+        let names = TopicNames::new("clone", "clone-sub");
+        assert_eq!(
+            names.handler_subscription("user.registered", "audit"),
+            "clone-sub-user-registered-audit"
+        );
+        assert_eq!(TopicNames::new("e", "sub").subscription("a.b"), "sub-a-b");
+        assert_eq!(
+            TopicNames::new("e", "subway").subscription("a.b"),
+            "subway-sub-a-b"
+        );
+    }
 
     #[test]
     fn names_follow_the_prefixes() {

@@ -249,3 +249,71 @@ async fn a_duplicate_held_by_another_member_is_deferred_not_dead_lettered() {
 fn subscriptions_group(bus: &EventBus) -> String {
     bus.subscription("order.placed", "billing").consumer_group
 }
+
+#[tokio::test]
+async fn an_ephemeral_group_is_removed_when_its_subscription_stops() {
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let durable = bus.subscription("order.placed", "billing");
+    let topic = durable.topic.clone();
+    let ephemeral = bus.subscription("order.placed", "replies-1").ephemeral();
+    let (durable_group, ephemeral_group) = (
+        durable.consumer_group.clone(),
+        ephemeral.consumer_group.clone(),
+    );
+    bus.subscribe(durable, Recorder::new()).await.unwrap();
+    let recorder = Recorder::new();
+    bus.subscribe(ephemeral, recorder.clone()).await.unwrap();
+    bus.publish(&event(1)).await.unwrap();
+    recorder.wait_for(1, TIMEOUT).await.unwrap();
+    assert_eq!(
+        broker.consumer_groups(&topic),
+        [durable_group.clone(), ephemeral_group]
+    );
+    bus.shutdown().await.unwrap();
+    assert_eq!(broker.consumer_groups(&topic), [durable_group]);
+}
+
+#[tokio::test]
+async fn a_tenant_subscription_skips_another_tenants_oversize_message_without_dead_lettering() {
+    let broker = InMemoryBroker::new();
+    let publisher = EventBus::new(Arc::new(broker.connect()), BusSettings::default());
+    let consumer_settings =
+        BusSettings::from_vars([("EVENT_BUS_MAX_MESSAGE_BYTES", "2000")]).unwrap();
+    let consumer = EventBus::new(Arc::new(broker.clone()), consumer_settings);
+    let recorder = Recorder::new();
+    let subscription = consumer
+        .subscribe(
+            consumer.tenant_subscription("order.placed", "billing", "acme"),
+            recorder.clone(),
+        )
+        .await
+        .unwrap();
+    let big = EventEnvelope::builder(
+        "order.placed",
+        serde_json::json!({ "pad": "x".repeat(5000) }),
+    )
+    .tenant_id("globex")
+    .build();
+    let small = EventEnvelope::builder("order.placed", serde_json::json!({ "n": 1 }))
+        .tenant_id("acme")
+        .build();
+    publisher.publish(&big).await.unwrap();
+    publisher.publish(&small).await.unwrap();
+    let stats = subscription
+        .stats()
+        .wait_until(TIMEOUT, |s| s.settled() == 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.handled, stats.skipped, stats.dead_lettered),
+        (1, 1, 0)
+    );
+    assert!(
+        broker
+            .messages(consumer.topics().dead_letter_topic())
+            .is_empty()
+    );
+    consumer.shutdown().await.unwrap();
+    publisher.shutdown().await.unwrap();
+}

@@ -127,6 +127,12 @@ CREATE TABLE IF NOT EXISTS "{s}".parked_dead_letters (
     headers jsonb NOT NULL,
     payload bytea NOT NULL
 );
+CREATE TABLE IF NOT EXISTS "{s}".dedup_keys (
+    key text PRIMARY KEY,
+    done boolean NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dedup_keys_expires_at ON "{s}".dedup_keys (expires_at);
 "#
         );
         let mut tx = pool.begin().await.map_err(pg)?;

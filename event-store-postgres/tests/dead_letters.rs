@@ -66,7 +66,7 @@ async fn dead_letters_are_retried_discarded_or_parked_per_event() {
 
     let dead_letters = DeadLetterHandler::new(bus.broker().clone(), parked.clone())
         .policy(action_of)
-        .max_retries(bus.settings().dead_letter_max_retries);
+        .max_retries(bus.settings().dead_letter_max_redrives);
     let config = SubscriptionConfig::new(bus.topics().dead_letter_topic(), "dead-letter-handler");
     let drained = dead_letters
         .drain(&config, Duration::from_secs(2))

@@ -2,11 +2,16 @@
 //! selection by EVENT_BUS_TYPE, channel mode, and the Redis dedup store.
 #![cfg(feature = "redis")]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use event_bus_brokers::redis::RedisDedupStore;
+use event_bus_core::dead_letter::DeadLetter;
 use event_bus_core::idempotency::{Claim, DedupStore};
-use event_bus_core::{BusSettings, EventEnvelope, Recorder};
+use event_bus_core::{
+    BusSettings, EventEnvelope, HandlerError, Recorder, RetryPolicy, SubscriptionConfig, handler_fn,
+};
 
 const URL: &str = "redis://127.0.0.1:6379";
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,7 +73,11 @@ async fn an_unreachable_server_is_a_clear_error() {
 #[tokio::test]
 async fn channel_mode_delivers_to_every_subscriber_while_they_listen() {
     let channels = unique("channels-");
-    let bus = bus(&[("REDIS_CHANNEL_PREFIX", channels.as_str())]).await;
+    let bus = bus(&[
+        ("REDIS_TRANSPORT", "channels"),
+        ("REDIS_CHANNEL_PREFIX", channels.as_str()),
+    ])
+    .await;
     assert_eq!(bus.broker().name(), "redis-channels");
     let (first, second) = (Recorder::new(), Recorder::new());
     bus.subscribe(bus.subscription("order.placed", "first"), first.clone())
@@ -149,4 +158,99 @@ async fn claim_concurrently(store: &RedisDedupStore) -> Vec<Claim> {
         tasks.spawn(async move { store.claim("contended", LEASE).await.unwrap() });
     }
     tasks.join_all().await
+}
+
+#[tokio::test]
+async fn the_seeds_channel_prefix_alone_keeps_durable_streams() {
+    let bus = bus(&[("REDIS_CHANNEL_PREFIX", "events")]).await;
+    assert_eq!(bus.broker().name(), "redis");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn channel_mode_retries_a_failing_handler_in_process_then_dead_letters_it() {
+    let channels = unique("channels-");
+    let bus = bus(&[
+        ("REDIS_TRANSPORT", "channels"),
+        ("REDIS_CHANNEL_PREFIX", channels.as_str()),
+        ("DEAD_LETTER_MAX_RETRIES", "3"),
+    ])
+    .await;
+    let quick = RetryPolicy {
+        immediate_attempts: 0,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
+    // Dead letters go to a channel too: they are kept only if someone listens.
+    let mut dead_letters = bus
+        .broker()
+        .subscribe(&SubscriptionConfig::new(
+            bus.topics().dead_letter_topic(),
+            "inspector",
+        ))
+        .await
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let flaky = {
+        let calls = Arc::clone(&calls);
+        handler_fn(move |event: EventEnvelope| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match event.event_type.as_str() {
+                    "order.placed" if call == 0 => Err(HandlerError::retryable("once")),
+                    "order.placed" => Ok(()),
+                    _ => Err(HandlerError::retryable("always")),
+                }
+            }
+        })
+    };
+    let placed = bus
+        .subscribe(
+            bus.subscription("order.placed", "billing")
+                .retry(quick.clone()),
+            flaky.clone(),
+        )
+        .await
+        .unwrap();
+    let paid = bus
+        .subscribe(
+            bus.subscription("order.paid", "billing").retry(quick),
+            flaky,
+        )
+        .await
+        .unwrap();
+    bus.publish(&EventEnvelope::builder("order.placed", serde_json::json!({})).build())
+        .await
+        .unwrap();
+    let stats = placed
+        .stats()
+        .wait_until(TIMEOUT, |s| s.handled == 1)
+        .await
+        .unwrap();
+    assert_eq!((stats.retried, stats.dead_lettered), (1, 0));
+
+    let doomed = EventEnvelope::builder("order.paid", serde_json::json!({})).build();
+    bus.publish(&doomed).await.unwrap();
+    let stats = paid
+        .stats()
+        .wait_until(TIMEOUT, |s| s.dead_lettered == 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.retried, 2,
+        "attempts 1 and 2 retried, 3 dead-lettered"
+    );
+    let letter = tokio::time::timeout(TIMEOUT, dead_letters.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let letter = DeadLetter::from_message(letter.message().clone());
+    assert_eq!(letter.event_id, Some(doomed.id));
+    assert_eq!(
+        (letter.reason.as_str(), letter.attempts),
+        ("max-attempts-exceeded", 3)
+    );
+    bus.shutdown().await.unwrap();
 }

@@ -49,8 +49,9 @@ impl KafkaSubscription {
         publisher: Arc<KafkaPublisher>,
         config: &SubscriptionConfig,
     ) -> Result<Self, BusError> {
-        let retry_topic =
-            (!config.ordering).then(|| retry_topic(&config.topic, &config.consumer_group));
+        // An instance's own group gets no retry topic, which would outlive it.
+        let retry_topic = (!config.ordering && !config.ephemeral)
+            .then(|| retry_topic(&config.topic, &config.consumer_group));
         let mut topics = vec![config.topic.as_str()];
         topics.extend(retry_topic.as_deref());
         publisher.admin().ensure(&topics).await?;

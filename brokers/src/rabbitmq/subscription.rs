@@ -29,6 +29,7 @@ pub(super) struct RabbitMqSubscription {
     topic: String,
     queue: Arc<str>,
     prefetch: u16,
+    ephemeral: bool,
     consumer: Option<(Channel, Consumer)>,
     failures: u32,
 }
@@ -46,6 +47,7 @@ impl RabbitMqSubscription {
             topic: config.topic.clone(),
             queue: Topology::group_queue(&config.topic, &config.consumer_group).into(),
             prefetch: u16::try_from(config.max_in_flight).unwrap_or(u16::MAX),
+            ephemeral: config.ephemeral,
             consumer: None,
             failures: 0,
         };
@@ -57,7 +59,7 @@ impl RabbitMqSubscription {
         let channel = self.connector.channel().await?;
         self.publisher
             .topology()
-            .declare_group(&channel, &self.topic, &self.queue)
+            .declare_group(&channel, &self.topic, &self.queue, self.ephemeral)
             .await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -123,10 +125,16 @@ impl Subscription for RabbitMqSubscription {
 
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
         match self.consumer.take() {
-            Some((channel, _)) if channel.status().connected() => channel
-                .close(200, "subscription closed".into())
-                .await
-                .map_err(amqp_error),
+            Some((channel, _)) if channel.status().connected() => {
+                if self.ephemeral {
+                    // Unsettled deliveries go with the queue: the group is this instance's.
+                    Topology::delete_group(&channel, &self.queue).await?;
+                }
+                channel
+                    .close(200, "subscription closed".into())
+                    .await
+                    .map_err(amqp_error)
+            }
             _ => Ok(()),
         }
     }

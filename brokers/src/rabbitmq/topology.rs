@@ -3,11 +3,17 @@
 use std::time::Duration;
 
 use event_bus_core::BusError;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
 use super::amqp_error;
+
+/// How long the queue of an instance's own (ephemeral) group outlives its last consumer: the
+/// broker deletes it this long after its owner died without deleting it.
+pub(super) const EPHEMERAL_QUEUE_EXPIRY: Duration = Duration::from_secs(60);
 
 /// How long an unused retry queue outlives its delay before the broker deletes it.
 const RETRY_QUEUE_LINGER: Duration = Duration::from_secs(60);
@@ -50,18 +56,38 @@ impl Topology {
         declare(channel, &self.exchange, ExchangeKind::Topic, arguments).await
     }
 
-    /// Declares a consumer group's quorum queue and binds it to its topic.
+    /// Declares a consumer group's quorum queue and binds it to its topic. The queue of an
+    /// ephemeral group is a classic one that the broker deletes [`EPHEMERAL_QUEUE_EXPIRY`]
+    /// after its last consumer left.
     pub(super) async fn declare_group(
         &self,
         channel: &Channel,
         topic: &str,
         queue: &str,
+        ephemeral: bool,
     ) -> Result<(), BusError> {
         self.declare_exchange(channel).await?;
         let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), text("quorum"));
-        declare_queue(channel, queue, self.expiry_arguments(arguments)).await?;
+        if ephemeral {
+            arguments.insert(
+                "x-expires".into(),
+                millis(EPHEMERAL_QUEUE_EXPIRY.as_millis()),
+            );
+        } else {
+            arguments.insert("x-queue-type".into(), text("quorum"));
+            arguments = self.expiry_arguments(arguments);
+        }
+        declare_queue(channel, queue, arguments).await?;
         bind(channel, queue, &self.exchange, topic).await
+    }
+
+    /// Deletes a group's queue (an ephemeral group whose owner closed it).
+    pub(super) async fn delete_group(channel: &Channel, queue: &str) -> Result<(), BusError> {
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .map(drop)
+            .map_err(amqp_error)
     }
 
     /// Declares the queue that holds messages for `delay` and then hands them to `queue`.

@@ -1,4 +1,7 @@
-//! Plain Redis Pub/Sub channels: fast fan-out with no durability, groups or redelivery.
+//! Plain Redis Pub/Sub channels: fast fan-out with no durability or groups. The server never
+//! redelivers; a delivery to retry is kept by its subscription and handed out again after its
+//! delay, so a failing handler's event is retried and then dead-lettered, not dropped, as long
+//! as the process lives.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use event_bus_core::{
 };
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, PubSubStream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::broker::connection;
 use super::redis_error;
@@ -102,7 +106,12 @@ impl Subscriber for RedisChannelBroker {
             .subscribe(self.channel(&config.topic))
             .await
             .map_err(redis_error)?;
-        Ok(Box::new(ChannelSubscription(pubsub.into_on_message())))
+        let (retries, due) = unbounded_channel();
+        Ok(Box::new(ChannelSubscription {
+            messages: pubsub.into_on_message(),
+            retries,
+            due,
+        }))
     }
 }
 
@@ -122,18 +131,38 @@ impl Broker for RedisChannelBroker {
     }
 }
 
-/// Messages of one channel, as they are published.
-struct ChannelSubscription(PubSubStream);
+/// A message to hand out again, with its attempt number.
+type Retry = (Message, u32);
+
+/// Messages of one channel as they are published, and retries as they fall due.
+struct ChannelSubscription {
+    messages: PubSubStream,
+    retries: UnboundedSender<Retry>,
+    due: UnboundedReceiver<Retry>,
+}
+
+impl ChannelSubscription {
+    fn delivery(&self, message: Message, attempt: u32) -> Box<dyn Delivery> {
+        let settle = ChannelSettle(self.retries.clone());
+        Delivered::new(message, attempt, settle).boxed()
+    }
+}
 
 #[async_trait]
 impl Subscription for ChannelSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
-        let frame = self.0.next().await?;
-        Some(
-            decode(frame.get_payload_bytes())
-                .map(|message| Delivered::new(message, 1, ChannelSettle).boxed())
-                .map_err(|error| BusError::backend("redis-channels", error)),
-        )
+        tokio::select! {
+            biased;
+            Some((message, attempt)) = self.due.recv() => Some(Ok(self.delivery(message, attempt))),
+            frame = self.messages.next() => {
+                let frame = frame?;
+                Some(
+                    decode(frame.get_payload_bytes())
+                        .map(|message| self.delivery(message, 1))
+                        .map_err(|error| BusError::backend("redis-channels", error)),
+                )
+            }
+        }
     }
 
     async fn close(self: Box<Self>) -> Result<(), BusError> {
@@ -141,8 +170,9 @@ impl Subscription for ChannelSubscription {
     }
 }
 
-/// Settling a channel message changes nothing, since channels never redeliver.
-struct ChannelSettle;
+/// Retries go back to the subscription that handed the message out, after their delay; they
+/// live in this process only.
+struct ChannelSettle(UnboundedSender<Retry>);
 
 #[async_trait]
 impl Settle for ChannelSettle {
@@ -150,15 +180,18 @@ impl Settle for ChannelSettle {
         Ok(())
     }
 
-    async fn retry(self, after: Duration, _: Message, _: u32) -> Result<(), BusError> {
-        tracing::warn!(
-            ?after,
-            "Redis channels cannot redeliver; the message is dropped"
-        );
+    async fn retry(self, after: Duration, message: Message, attempt: u32) -> Result<(), BusError> {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            // A closed subscription takes nothing more: the process is stopping.
+            let _ = self.0.send((message, attempt + 1));
+        });
         Ok(())
     }
 
-    fn hand_back(self, _: Message, _: u32) {}
+    fn hand_back(self, message: Message, attempt: u32) {
+        let _ = self.0.send((message, attempt));
+    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@
 //! handler running longer than the ack deadline may see its entry handed to another member.
 //! Durability is the server's: streams survive a restart only when Redis persists (AOF).
 //!
-//! Channels (`REDIS_CHANNEL_PREFIX` set): `PUBLISH`/`SUBSCRIBE` on `{prefix}{topic}`. Not
-//! durable: no consumer groups (every subscriber gets every message), no redelivery, and
-//! messages published while nobody listens are gone. It does not run the conformance suite,
+//! Channels (`REDIS_TRANSPORT=channels`): `PUBLISH`/`SUBSCRIBE` on
+//! `{REDIS_CHANNEL_PREFIX}{topic}`. Not durable: no consumer groups (every subscriber gets
+//! every message), retries kept in the subscribing process only, and messages published while
+//! nobody listens are gone. It does not run the conformance suite,
 //! whose guarantees it does not give.
 
 mod broker;
@@ -47,8 +48,8 @@ pub const BACKEND: Backend = Backend {
     connect: |settings| Box::pin(connect(settings)),
 };
 
-/// Connects the Redis backend that `settings` describe: channels when `REDIS_CHANNEL_PREFIX`
-/// is set, streams otherwise, with idempotency keys kept in Redis under
+/// Connects the Redis backend that `settings` describe: channels when
+/// `REDIS_TRANSPORT=channels`, streams otherwise, with idempotency keys kept in Redis under
 /// `{topic prefix}-dedup:` so every process of a consumer group shares them.
 pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
     match RedisMode::from_settings(settings)? {

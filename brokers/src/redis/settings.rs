@@ -8,6 +8,7 @@ use super::broker::RedisOptions;
 /// The variables the Redis backend reads.
 pub const VARIABLES: &[&str] = &[
     "REDIS_EVENT_URL",
+    "REDIS_TRANSPORT",
     "REDIS_CHANNEL_PREFIX",
     "REDIS_STREAM_MAX_LEN",
 ];
@@ -18,6 +19,7 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 #[derive(Deserialize)]
 struct Variables {
     redis_event_url: Option<String>,
+    redis_transport: Option<String>,
     redis_channel_prefix: Option<String>,
     redis_stream_max_len: Option<usize>,
 }
@@ -49,20 +51,41 @@ impl RedisOptions {
 }
 
 impl RedisMode {
-    /// Channels when `REDIS_CHANNEL_PREFIX` is set, streams otherwise.
+    /// Channels when `REDIS_TRANSPORT=channels`, streams otherwise. `REDIS_CHANNEL_PREFIX`
+    /// alone does not switch: deployments set it as a naming prefix, and channels lose what
+    /// streams keep.
     pub(super) fn from_settings(settings: &BusSettings) -> Result<Self, ConfigError> {
         let mut vars: Variables = settings.source.read()?;
-        Ok(
-            match vars.redis_channel_prefix.take().filter(|p| !p.is_empty()) {
-                Some(prefix) => Self::Channels {
-                    url: vars
-                        .redis_event_url
-                        .unwrap_or_else(|| DEFAULT_URL.to_owned()),
-                    prefix,
-                },
-                None => Self::Streams(RedisOptions::from_variables(settings, vars)),
-            },
-        )
+        let transport = vars
+            .redis_transport
+            .take()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty());
+        match transport.as_deref() {
+            None | Some("streams") => {
+                if vars
+                    .redis_channel_prefix
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty())
+                {
+                    tracing::info!(
+                        "REDIS_CHANNEL_PREFIX is set, but the transport is streams (set REDIS_TRANSPORT=channels for channels); the prefix is not used"
+                    );
+                }
+                Ok(Self::Streams(RedisOptions::from_variables(settings, vars)))
+            }
+            Some("channels") => Ok(Self::Channels {
+                url: vars
+                    .redis_event_url
+                    .unwrap_or_else(|| DEFAULT_URL.to_owned()),
+                prefix: vars.redis_channel_prefix.unwrap_or_default(),
+            }),
+            Some(other) => Err(ConfigError::InvalidValue {
+                variable: "REDIS_TRANSPORT",
+                value: other.to_owned(),
+                expected: "streams or channels",
+            }),
+        }
     }
 }
 
@@ -73,7 +96,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn streams_by_default_channels_with_a_prefix() {
+    fn streams_by_default_channels_only_when_asked_for() {
         let settings = BusSettings::from_vars([
             ("REDIS_STREAM_MAX_LEN", "1000"),
             ("EVENT_BUS_ACK_DEADLINE_SECONDS", "7"),
@@ -86,7 +109,15 @@ mod tests {
         assert_eq!(options.stream_max_len, Some(1000));
         assert_eq!(options.ack_deadline, Duration::from_secs(7));
 
+        // The seeds set the prefix as a name: alone, it keeps the durable streams.
+        let settings = BusSettings::from_vars([("REDIS_CHANNEL_PREFIX", "events")]).unwrap();
+        assert!(matches!(
+            RedisMode::from_settings(&settings).unwrap(),
+            RedisMode::Streams(_)
+        ));
+
         let settings = BusSettings::from_vars([
+            ("REDIS_TRANSPORT", "Channels"),
             ("REDIS_CHANNEL_PREFIX", "events:"),
             ("REDIS_EVENT_URL", "redis://127.0.0.1:6380"),
         ])
@@ -99,5 +130,14 @@ mod tests {
             (url.as_str(), prefix.as_str()),
             ("redis://127.0.0.1:6380", "events:")
         );
+
+        let settings = BusSettings::from_vars([("REDIS_TRANSPORT", "carrier-pigeon")]).unwrap();
+        assert!(matches!(
+            RedisMode::from_settings(&settings),
+            Err(ConfigError::InvalidValue {
+                variable: "REDIS_TRANSPORT",
+                ..
+            })
+        ));
     }
 }

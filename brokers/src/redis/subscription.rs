@@ -29,6 +29,8 @@ pub(super) struct RedisSubscription {
     autoclaim_cursor: String,
     /// Entries fetched and not handed out yet: id, attempt, message.
     buffer: VecDeque<(String, u32, Message)>,
+    /// Destroy the group (and its retry set) on close.
+    ephemeral: bool,
 }
 
 impl RedisSubscription {
@@ -49,6 +51,7 @@ impl RedisSubscription {
             ack_deadline,
             autoclaim_cursor: "0-0".to_owned(),
             buffer: VecDeque::new(),
+            ephemeral: config.ephemeral,
         }
     }
 
@@ -196,6 +199,21 @@ impl Subscription for RedisSubscription {
 
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
         let unhanded: Vec<String> = self.buffer.drain(..).map(|(id, _, _)| id).collect();
+        if self.ephemeral {
+            // The instance's own group goes with it, entries it still held included.
+            return redis::pipe()
+                .cmd("XGROUP")
+                .arg("DESTROY")
+                .arg(&self.group.stream)
+                .arg(&self.group.group)
+                .ignore()
+                .cmd("DEL")
+                .arg(&self.group.delayed)
+                .ignore()
+                .query_async::<()>(&mut self.conn)
+                .await
+                .map_err(redis_error);
+        }
         for id in unhanded {
             self.settle(id).retry_at(now_millis()).await?;
         }

@@ -33,7 +33,7 @@ impl Dlq {
         let bus = context.bus().await?;
         let handler = DeadLetterHandler::new(bus.broker().clone(), parked.clone())
             .policy(|_: &DeadLetter| Action::Park)
-            .max_retries(context.settings.dead_letter_max_retries);
+            .max_retries(context.settings.dead_letter_max_redrives);
         let config = SubscriptionConfig::new(bus.topics().dead_letter_topic(), DEAD_LETTER_GROUP);
         Ok(Self {
             handler,

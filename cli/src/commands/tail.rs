@@ -31,13 +31,16 @@ pub async fn run(context: &Context, args: TailArgs) -> Result<(), CliError> {
         (None, Some(event_type)) => bus.topics().topic(event_type),
         (None, None) => unreachable!("clap requires an event type or --topic"),
     };
-    let group = args
-        .group
-        .unwrap_or_else(|| format!("eventbus-tail-{}", uuid::Uuid::now_v7().simple()));
-    let mut subscription = bus
-        .broker()
-        .subscribe(&SubscriptionConfig::new(&topic, &group))
-        .await?;
+    // A group of this run's own is removed when it ends (and expires if it is killed).
+    let config = match args.group {
+        Some(group) => SubscriptionConfig::new(&topic, group),
+        None => SubscriptionConfig::new(
+            &topic,
+            format!("eventbus-tail-{}", uuid::Uuid::now_v7().simple()),
+        )
+        .ephemeral(),
+    };
+    let mut subscription = bus.broker().subscribe(&config).await?;
     let idle = args.idle_secs.map(Duration::from_secs);
     let mut printed = 0u64;
     let mut stdout = std::io::stdout();

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::stats::{Outcome, SubscriptionStats};
-use crate::dead_letter::{DeadLetterReason, FailureReport};
+use crate::dead_letter::{DeadLetterReason, FailureReport, REDRIVE_SUBSCRIPTION_HEADER};
 use crate::envelope::{EventEnvelope, wire_headers};
 use crate::error::BusError;
 use crate::handler::{Handler, HandlerError, HandlerPanicked};
@@ -114,6 +114,22 @@ impl Worker {
             .cloned()
             .unwrap_or_else(|| UNKNOWN_EVENT_TYPE.to_owned());
         let event_type = event_type.as_str();
+        if let Some(target) = message.headers.get(REDRIVE_SUBSCRIPTION_HEADER)
+            && *target != self.config.consumer_group
+        {
+            // A redrive for the group that dead-lettered the event; this group is done with it.
+            tracing::debug!(topic = %self.config.topic, redriven_for = %target, "redrive for another group skipped");
+            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+        }
+        if let Some(tenant) = &self.config.tenant
+            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+        {
+            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
+            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+        }
+        // After the tenant filter: another tenant's oversize message is not this group's to
+        // dead-letter.
         if message.size() > self.max_message_bytes {
             let error = BusError::MessageTooLarge {
                 size: message.size(),
@@ -129,13 +145,6 @@ impl Worker {
                     None,
                 )
                 .await;
-        }
-        if let Some(tenant) = &self.config.tenant
-            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
-        {
-            // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
-            tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
-            return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,

@@ -83,7 +83,7 @@ impl DeadLetterHandler {
         self
     }
 
-    /// Sets how often one dead letter may be retried (`DEAD_LETTER_MAX_RETRIES`).
+    /// Sets how often one dead letter may be retried (`DEAD_LETTER_MAX_REDRIVES`).
     #[must_use]
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = max_retries;

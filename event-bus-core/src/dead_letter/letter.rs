@@ -11,6 +11,10 @@ use crate::message::Message;
 /// Header counting how often a dead letter was sent back to its original topic.
 pub const REDRIVES_HEADER: &str = "x-dead-letter-redrives";
 
+/// Header naming the one consumer group a redriven message is for (the group that
+/// dead-lettered it); the workers of every other group on the topic acknowledge it unhandled.
+pub const REDRIVE_SUBSCRIPTION_HEADER: &str = "x-redrive-subscription";
+
 /// A message taken from a dead-letter topic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
@@ -80,7 +84,9 @@ impl DeadLetter {
         }
     }
 
-    /// The original message to publish again: failure headers removed, redrive count raised.
+    /// The original message to publish again: failure headers removed, redrive count raised,
+    /// addressed to the consumer group that gave up on it (when the dead letter names one), so
+    /// groups that handled it already do not handle it again.
     pub fn redrive_message(&self) -> Message {
         let mut message = self.message.clone();
         message
@@ -89,6 +95,14 @@ impl DeadLetter {
         message
             .headers
             .insert(REDRIVES_HEADER.to_owned(), (self.redrives + 1).to_string());
+        if self.subscription.is_empty() {
+            message.headers.remove(REDRIVE_SUBSCRIPTION_HEADER);
+        } else {
+            message.headers.insert(
+                REDRIVE_SUBSCRIPTION_HEADER.to_owned(),
+                self.subscription.clone(),
+            );
+        }
         message
     }
 

@@ -12,7 +12,7 @@ mod stats;
 
 pub use filter::DeadLetterFilter;
 pub use handler::{Action, DeadLetterError, DeadLetterHandler, DeadLetterPolicy};
-pub use letter::{DeadLetter, REDRIVES_HEADER};
+pub use letter::{DeadLetter, REDRIVE_SUBSCRIPTION_HEADER, REDRIVES_HEADER};
 pub use parked::{MemoryParkedStore, ParkedStore, ParkedStoreError};
 pub use reason::{DeadLetterReason, FailureReport, headers};
 pub use stats::DeadLetterStats;

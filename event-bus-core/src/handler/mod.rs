@@ -3,6 +3,7 @@
 mod catch_panic;
 mod circuit_breaker;
 mod handler_fn;
+mod time_limit;
 mod typed;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::error::BoxError;
 pub use catch_panic::{CatchPanic, CatchPanicLayer, HandlerPanicked};
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen, CircuitState};
 pub use handler_fn::{HandlerFn, handler_fn};
+pub use time_limit::{HandlerTimedOut, TimeLimitLayer, TimeLimited};
 pub use typed::{Typed, typed};
 
 /// Why a handler did not handle an event.

@@ -54,6 +54,13 @@ impl InMemoryBroker {
         self.topic(topic).lock().log.clone()
     }
 
+    /// The consumer groups `topic` has, sorted.
+    pub fn consumer_groups(&self, topic: &str) -> Vec<String> {
+        let mut groups: Vec<String> = self.topic(topic).lock().groups.keys().cloned().collect();
+        groups.sort();
+        groups
+    }
+
     /// Messages of `topic` that `group` has not acknowledged yet.
     pub fn backlog(&self, topic: &str, group: &str) -> usize {
         let topic = self.topic(topic);
@@ -117,6 +124,7 @@ impl Subscriber for InMemoryBroker {
             topic,
             group: config.consumer_group.clone(),
             ordering: config.ordering,
+            ephemeral: config.ephemeral,
         }))
     }
 }

@@ -17,6 +17,7 @@ pub(super) struct MemorySubscription {
     pub(super) topic: Arc<Topic>,
     pub(super) group: String,
     pub(super) ordering: bool,
+    pub(super) ephemeral: bool,
 }
 
 impl MemorySubscription {
@@ -58,6 +59,9 @@ impl Subscription for MemorySubscription {
     }
 
     async fn close(self: Box<Self>) -> Result<(), BusError> {
+        if self.ephemeral {
+            self.topic.lock().groups.remove(&self.group);
+        }
         Ok(())
     }
 }

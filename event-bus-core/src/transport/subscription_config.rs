@@ -1,6 +1,14 @@
 //! Everything a subscription is opened with.
 
+use std::time::Duration;
+
 use crate::retry::RetryPolicy;
+
+/// Deliveries a subscription handles at once unless told otherwise (`MAX_CONCURRENT_MESSAGES`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// How long a handler may run unless told otherwise (`WORKER_TIMEOUT`).
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Topic, consumer group and delivery policy of one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +21,9 @@ pub struct SubscriptionConfig {
     pub ordering: bool,
     /// Deliveries handled at once by one subscriber.
     pub max_in_flight: usize,
+    /// A handler still running after this long is cancelled and its attempt fails, retryably;
+    /// `None`: no limit.
+    pub handler_timeout: Option<Duration>,
     /// Delays between attempts of a failed delivery.
     pub retry: RetryPolicy,
     /// Where events go that cannot be handled; `None` keeps retrying forever.
@@ -23,6 +34,10 @@ pub struct SubscriptionConfig {
     /// acknowledged and skipped, and an event whose envelope names another tenant than its
     /// attribute is dead-lettered (`tenant-mismatch`).
     pub tenant: Option<String>,
+    /// The group belongs to one running instance (saga replies, `eventbus tail`): it is
+    /// removed from the broker when the subscription closes, expires there when its owner
+    /// dies without closing, and gets no durable retry machinery of its own.
+    pub ephemeral: bool,
 }
 
 impl SubscriptionConfig {
@@ -32,11 +47,13 @@ impl SubscriptionConfig {
             topic: topic.into(),
             consumer_group: consumer_group.into(),
             ordering: false,
-            max_in_flight: 16,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            handler_timeout: Some(DEFAULT_HANDLER_TIMEOUT),
             retry: RetryPolicy::default(),
             dead_letter_topic: None,
             max_delivery_attempts: 5,
             tenant: None,
+            ephemeral: false,
         }
     }
 
@@ -51,6 +68,21 @@ impl SubscriptionConfig {
     #[must_use]
     pub fn max_in_flight(mut self, max_in_flight: usize) -> Self {
         self.max_in_flight = max_in_flight.max(1);
+        self
+    }
+
+    /// Sets the handler time limit (`None`: no limit).
+    #[must_use]
+    pub fn handler_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.handler_timeout = limit;
+        self
+    }
+
+    /// Makes the group instance-scoped: removed when the subscription closes, expiring on
+    /// the broker when its owner dies (see [`ephemeral`](Self::ephemeral)).
+    #[must_use]
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
         self
     }
 

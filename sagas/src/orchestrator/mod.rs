@@ -148,8 +148,13 @@ impl SagaOrchestrator {
             async move { outcome }
         });
         // A group of its own: every orchestrator sees every reply and keeps those it awaits.
+        // It is removed when the orchestrator stops, and expires if it dies.
         let reply_group = format!("saga-replies-{}", self.inner.instance.simple());
-        let config = self.inner.bus.subscription(REPLY_EVENT_TYPE, &reply_group);
+        let config = self
+            .inner
+            .bus
+            .subscription(REPLY_EVENT_TYPE, &reply_group)
+            .ephemeral();
         let handle = self.inner.bus.subscribe(config, reply_handler).await?;
         lock(&self.inner.subscriptions).push(handle);
         self.inner.replies.mark_subscribed();

@@ -1,0 +1,121 @@
+//! Instance-scoped consumer groups (`SubscriptionConfig::ephemeral`, as saga replies and
+//! `eventbus tail` use them) are removed from the broker when their owner stops: after ten
+//! start/stop cycles, the broker holds none of them. Against Redis (127.0.0.1:6379) and
+//! RabbitMQ (127.0.0.1:5672).
+
+use std::time::Duration;
+
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, Recorder};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const CYCLES: usize = 10;
+
+/// Starts a bus, handles one event in a group of the instance's own, and stops, ten times;
+/// returns the topic and the groups made.
+async fn start_and_stop(vars: &[(&str, &str)]) -> (String, Vec<String>) {
+    let mut groups = Vec::new();
+    let mut topic = String::new();
+    for _ in 0..CYCLES {
+        let settings = BusSettings::from_vars(vars.iter().copied()).expect("settings");
+        let bus: EventBus = event_bus_brokers::connect(settings).await.expect("connect");
+        let group = format!("saga-replies-{}", uuid::Uuid::now_v7().simple());
+        let config = bus.subscription("saga.reply", &group).ephemeral();
+        topic.clone_from(&config.topic);
+        groups.push(config.consumer_group.clone());
+        let recorder = Recorder::new();
+        bus.subscribe(config, recorder.clone()).await.unwrap();
+        bus.publish(&EventEnvelope::builder("saga.reply", serde_json::json!({})).build())
+            .await
+            .unwrap();
+        recorder
+            .wait_for(1, TIMEOUT)
+            .await
+            .expect("the group works while it lives");
+        bus.shutdown().await.unwrap();
+    }
+    (topic, groups)
+}
+
+fn prefix() -> String {
+    format!("evbus-ephemeral-{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_holds_no_group_of_a_stopped_instance() {
+    let prefix = prefix();
+    let (topic, groups) = start_and_stop(&[
+        ("EVENT_BUS_TYPE", "redis"),
+        ("REDIS_EVENT_URL", "redis://127.0.0.1:6379"),
+        ("EVENT_BUS_TOPIC_PREFIX", &prefix),
+    ])
+    .await;
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let left: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&topic)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        left.is_empty(),
+        "{} groups of {} left",
+        left.len(),
+        groups.len()
+    );
+    for group in &groups {
+        let delayed: bool = redis::cmd("EXISTS")
+            .arg(format!("{topic}:delayed:{group}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!delayed);
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&topic)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+async fn rabbitmq_holds_no_queue_of_a_stopped_instance() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::FieldTable;
+    use lapin::{Connection, ConnectionProperties};
+
+    const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let prefix = prefix();
+    let (topic, groups) = start_and_stop(&[
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", URL),
+        ("EVENT_BUS_TOPIC_PREFIX", &prefix),
+    ])
+    .await;
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let mut left = Vec::new();
+    for group in &groups {
+        // A passive declare fails (and closes its channel) when the queue does not exist.
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("{topic}.{group}");
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+            .is_ok()
+        {
+            left.push(queue);
+        }
+    }
+    assert!(left.is_empty(), "queues left: {left:?}");
+}
