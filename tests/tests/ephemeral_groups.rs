@@ -1,7 +1,7 @@
 //! Instance-scoped consumer groups (`SubscriptionConfig::ephemeral`, as saga replies and
 //! `eventbus tail` use them) are removed from the broker when their owner stops: after ten
 //! start/stop cycles, the broker holds none of them. Against Redis (127.0.0.1:6379) and
-//! RabbitMQ (127.0.0.1:5672).
+//! RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222).
 
 use std::time::Duration;
 
@@ -118,4 +118,32 @@ async fn rabbitmq_holds_no_queue_of_a_stopped_instance() {
         }
     }
     assert!(left.is_empty(), "queues left: {left:?}");
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn nats_holds_no_consumer_of_a_stopped_instance() {
+    use futures::TryStreamExt;
+
+    let prefix = prefix();
+    let (topic, groups) = start_and_stop(&[
+        ("EVENT_BUS_TYPE", "nats"),
+        ("NATS_URL", "nats://127.0.0.1:4222"),
+        ("EVENT_BUS_TOPIC_PREFIX", &prefix),
+    ])
+    .await;
+    let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream
+        .get_stream(&topic)
+        .await
+        .expect("the topic's stream");
+    let left: Vec<String> = stream.consumer_names().try_collect().await.unwrap();
+    assert!(
+        left.is_empty(),
+        "{} consumers of {} groups left: {left:?}",
+        left.len(),
+        groups.len()
+    );
+    jetstream.delete_stream(&topic).await.unwrap();
 }

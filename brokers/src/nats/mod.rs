@@ -128,6 +128,16 @@ pub enum NatsError {
         /// The client's error.
         source: async_nats::jetstream::stream::ConsumerError,
     },
+    /// An instance-scoped group's consumer could not be removed on close.
+    #[error("removing the consumer `{consumer}` of stream `{stream}` failed: {source}")]
+    DeleteConsumer {
+        /// The stream.
+        stream: String,
+        /// The consumer.
+        consumer: String,
+        /// The client's error.
+        source: async_nats::Error,
+    },
     /// A message was not acknowledged by its stream.
     #[error("publishing to `{topic}` failed: {source}")]
     Publish {

@@ -14,6 +14,9 @@ use super::{NatsError, names};
 /// The consumer's `max_deliver` is this many times the subscription's attempts: room for the
 /// bus to dead-letter, with retries when publishing the dead letter fails.
 const MAX_DELIVER_FACTOR: u32 = 4;
+/// An instance-scoped group's consumer left unused this long (its owner died) is removed by
+/// the server.
+const EPHEMERAL_INACTIVE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Creates missing streams once per topic, and the consumers of groups.
 pub(super) struct Streams {
@@ -104,6 +107,11 @@ impl Streams {
                 None => -1,
             },
             max_ack_pending: if config.ordering { 1 } else { 0 },
+            inactive_threshold: if config.ephemeral {
+                EPHEMERAL_INACTIVE
+            } else {
+                std::time::Duration::ZERO
+            },
             ..Default::default()
         };
         self.jetstream
@@ -114,5 +122,26 @@ impl Streams {
                 consumer: name,
                 source,
             })
+    }
+
+    /// Removes the durable consumer of `config`'s group (an instance-scoped group whose owner
+    /// closed it).
+    pub(super) async fn delete_consumer(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<(), NatsError> {
+        let stream_name = names::stream(&config.topic);
+        let name = names::consumer(&config.consumer_group);
+        let deleted: Result<(), async_nats::Error> = async {
+            let stream = self.jetstream.get_stream(&stream_name).await?;
+            stream.delete_consumer(&name).await?;
+            Ok(())
+        }
+        .await;
+        deleted.map_err(|source| NatsError::DeleteConsumer {
+            stream: stream_name,
+            consumer: name,
+            source,
+        })
     }
 }

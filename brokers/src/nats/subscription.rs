@@ -125,11 +125,16 @@ impl Subscription for NatsSubscription {
     }
 
     /// Hands back every message the member's open pulls still bring, then leaves.
+    /// An instance-scoped group's consumer is removed afterwards.
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
-        match self.inbox.take() {
+        let drained = match self.inbox.take() {
             Some(inbox) => inbox.drain(self.client.clone()).await,
             None => Ok(()),
+        };
+        if self.config.ephemeral {
+            self.streams.delete_consumer(&self.config).await?;
         }
+        drained
     }
 }
 
