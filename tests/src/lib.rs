@@ -5,3 +5,6 @@ pub mod redis_server;
 
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq_server;
+
+#[cfg(feature = "kafka")]
+pub mod kafka_server;

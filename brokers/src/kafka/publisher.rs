@@ -19,6 +19,8 @@ pub(super) struct KafkaPublisher {
     producer: FutureProducer,
     admin: Arc<TopicAdmin>,
     delivery_timeout: Duration,
+    /// The bus's message size limit.
+    max_message_bytes: usize,
     closed: AtomicBool,
 }
 
@@ -29,6 +31,7 @@ impl KafkaPublisher {
             producer,
             admin,
             delivery_timeout: options.delivery_timeout,
+            max_message_bytes: options.max_message_bytes,
             closed: AtomicBool::new(false),
         })
     }
@@ -44,6 +47,18 @@ impl KafkaPublisher {
     fn check_open(&self) -> Result<(), BusError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(BusError::Closed("publisher"));
+        }
+        Ok(())
+    }
+
+    /// Refuses a message larger than the bus's limit, which the producer and the broker might
+    /// refuse too, with the bus's own error.
+    fn check_size(&self, message: &Message) -> Result<(), BusError> {
+        if message.size() > self.max_message_bytes {
+            return Err(BusError::MessageTooLarge {
+                size: message.size(),
+                limit: self.max_message_bytes,
+            });
         }
         Ok(())
     }
@@ -80,6 +95,7 @@ impl KafkaPublisher {
     /// Publishes one message of the bus.
     pub(super) async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
         self.check_open()?;
+        self.check_size(message)?;
         self.admin.ensure(&[topic]).await?;
         self.send(topic, message, &[]).await
     }
@@ -109,7 +125,11 @@ impl KafkaPublisher {
                 })
                 .collect();
         }
-        futures::future::join_all(messages.iter().map(|m| self.send(topic, m, &[]))).await
+        futures::future::join_all(messages.iter().map(|message| async move {
+            self.check_size(message)?;
+            self.send(topic, message, &[]).await
+        }))
+        .await
     }
 
     /// Refuses further publishing and flushes whatever the producer still holds.
