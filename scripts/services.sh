@@ -151,12 +151,18 @@ tansu_binary() {
   echo "$binary"
 }
 
+# Tansu 0.6's SQLite schema has no index on its header table, which it queries once per
+# fetched record: without this one, a consumer catching up on a backlog stalls the broker.
+TANSU_HEADER_INDEX="create index if not exists header_topition_offset on header (topition, offset_id);"
+
 # Builds Tansu when missing and exports TANSU_BIN (the tests start brokers of their own with
-# it); starts one on 127.0.0.1:$KAFKA_PORT, its data in a SQLite file, unless one listens there.
+# it, and index them with the sqlite3 shell); starts one on 127.0.0.1:$KAFKA_PORT, its data in
+# a SQLite file, unless one listens there.
 ensure_tansu() {
   local binary data="$SERVICES_DIR/tansu"
   binary=$(tansu_binary) || return 1
   export TANSU_BIN="$binary"
+  install_package sqlite3 sqlite3 || return 1
   if port_open "$KAFKA_PORT"; then echo "kafka: using the broker on 127.0.0.1:$KAFKA_PORT"; return 0; fi
   mkdir -p "$data"
   # The SQLite URL is relative to the working folder.
@@ -166,5 +172,6 @@ ensure_tansu() {
   local pid=$!
   STARTED_PIDS+=("$pid")
   wait_for_port tansu "$KAFKA_PORT" 30 || { cat "$data/tansu.log" >&2; return 1; }
+  sqlite3 -cmd ".timeout 10000" "$data/tansu.db" "$TANSU_HEADER_INDEX" || return 1
   echo "kafka: started Tansu $TANSU_VERSION (SQLite storage), PID $pid, on 127.0.0.1:$KAFKA_PORT"
 }

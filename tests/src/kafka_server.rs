@@ -15,6 +15,11 @@ use tempfile::TempDir;
 /// How long the broker may take to open its port after it was started.
 const STARTUP: Duration = Duration::from_secs(30);
 
+/// The index Tansu 0.6's SQLite schema lacks (see [`TansuServer::index_record_headers`]);
+/// `scripts/services.sh` adds the same to the broker it starts.
+const HEADER_INDEX: &str =
+    "create index if not exists header_topition_offset on header (topition, offset_id);";
+
 /// The cached build `scripts/services.sh` makes when `TANSU_BIN` is not set.
 const CACHED_BINARY: &str = "event-bus/tansu-0.6.0-libsql/bin/tansu";
 
@@ -110,6 +115,33 @@ impl TansuServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         *slot = Some(child);
+        drop(slot);
+        self.index_record_headers()
+    }
+
+    /// Indexes Tansu's `header` table by record, which Tansu 0.6 leaves without any index: it
+    /// reads a fetched record's headers with one query per record, so without the index each
+    /// fetch scans every header the broker holds, and a group catching up on a backlog of
+    /// thousands of events holds the broker (which runs one storage operation at a time) for
+    /// seconds per fetch, past its members' session timeout. Run with the `sqlite3` shell once
+    /// Tansu created its tables (it does before it listens).
+    fn index_record_headers(&self) -> io::Result<()> {
+        let status = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000", "tansu.db", HEADER_INDEX])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot run sqlite3: {error} (apt-get install sqlite3)"),
+                )
+            })?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "indexing Tansu's headers failed: sqlite3 exited with {status}"
+            )));
+        }
         Ok(())
     }
 

@@ -11,29 +11,35 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use event_bus_brokers::kafka::{KafkaBroker, KafkaError, KafkaOptions};
+use event_bus_core::idempotency::{Claim, DedupError, DedupStore};
 use event_bus_core::{
-    BusError, BusSettings, EventBus, EventEnvelope, MemoryDedupStore, Recorder,
-    idempotency::{Claim, DedupError, DedupStore},
+    BusError, BusSettings, EventBus, EventEnvelope, Handler, HandlerError, MemoryDedupStore,
+    Recorder,
 };
 use event_bus_tests::kafka_server::TansuServer;
 
 /// Longest the test waits for events to be published or consumed after a restart.
-const TIMEOUT: Duration = Duration::from_secs(120);
+const TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between a failed publish and the next try, while the broker is away.
 const REPUBLISH_PAUSE: Duration = Duration::from_millis(200);
 
-fn settings(server: &TansuServer, prefix: &str, ack_deadline_seconds: u64) -> BusSettings {
+fn settings(
+    server: &TansuServer,
+    prefix: &str,
+    idempotence: bool,
+    ack_deadline_seconds: u64,
+) -> BusSettings {
+    let servers = server.bootstrap_servers();
+    let deadline = ack_deadline_seconds.to_string();
     BusSettings::from_vars([
         ("EVENT_BUS_TOPIC_PREFIX", prefix),
-        (
-            "KAFKA_BOOTSTRAP_SERVERS",
-            server.bootstrap_servers().as_str(),
-        ),
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
         ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
         (
-            "EVENT_BUS_ACK_DEADLINE_SECONDS",
-            ack_deadline_seconds.to_string().as_str(),
+            "KAFKA_ENABLE_IDEMPOTENCE",
+            if idempotence { "true" } else { "false" },
         ),
+        ("EVENT_BUS_ACK_DEADLINE_SECONDS", deadline.as_str()),
     ])
     .expect("settings")
 }
@@ -79,28 +85,60 @@ impl DedupStore for CountingDedup {
     }
 }
 
+/// Records what it handles; once `hold_after` events are recorded, further handling waits
+/// until `open` turns true, so deliveries stay in the member's hands, unsettled.
+struct Gate {
+    recorder: Recorder,
+    hold_after: usize,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Handler for Gate {
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+        if self.recorder.len() >= self.hold_after {
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        self.recorder.handle(event).await
+    }
+}
+
 /// A consumer group handling the events into a recorder, deduplicating with a counting store.
 struct Group {
     bus: EventBus,
     recorder: Recorder,
     dedup: Arc<CountingDedup>,
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Group {
-    async fn join(settings: &BusSettings, name: &str) -> Self {
+    /// Joins group `name` of `event_type`; its handler holds deliveries once `hold_after` were
+    /// handled, until [`Group::release`].
+    async fn join(settings: &BusSettings, event_type: &str, name: &str, hold_after: usize) -> Self {
         let dedup = Arc::new(CountingDedup::default());
         let store: Arc<dyn DedupStore> = dedup.clone();
         let bus = bus(settings).await.with_dedup_store(Some(store));
         let recorder = Recorder::new();
-        let config = bus.subscription("restart.event", name).max_in_flight(64);
-        bus.subscribe(config, recorder.clone())
-            .await
-            .expect("subscribe");
+        let (gate, open) = tokio::sync::watch::channel(false);
+        let handler = Gate {
+            recorder: recorder.clone(),
+            hold_after,
+            open,
+        };
+        let config = bus.subscription(event_type, name).max_in_flight(64);
+        bus.subscribe(config, handler).await.expect("subscribe");
         Self {
             bus,
             recorder,
             dedup,
+            gate,
         }
+    }
+
+    /// Lets held deliveries be handled.
+    fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     /// Waits until every event was handled, checks each was handled exactly once, and returns
@@ -160,9 +198,10 @@ async fn publish_all_through_outages(
 }
 
 /// 10,000 events: the broker is killed (SIGKILL) and started again after the first 3,000 were
-/// acknowledged, while the rest are still being published and a live group consumes; then a
-/// second group consumes the whole topic from the start, and the broker is killed again once
-/// it handled 4,000. Both groups handle every event exactly once: whatever was redelivered
+/// acknowledged, while the rest are still being published and a live group consumes them; then
+/// a second group consumes the whole topic from the start, and the broker is killed again once
+/// that group handled 4,000, with its next deliveries held unsettled in its hands until the
+/// broker is back. Both groups handle every event exactly once: whatever was delivered again
 /// (records past the last committed offset) is counted and absorbed by the idempotency layer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_survive_a_restart_while_publishing_and_one_while_consuming() {
@@ -171,8 +210,8 @@ async fn ten_thousand_events_survive_a_restart_while_publishing_and_one_while_co
     const RESTART_WHILE_CONSUMING_AFTER: usize = 4_000;
     let started = Instant::now();
     let server = TansuServer::start().expect("start Tansu");
-    let settings = settings(&server, &unique_prefix(), 5);
-    let live = Group::join(&settings, "live").await;
+    let settings = settings(&server, &unique_prefix(), true, 5);
+    let live = Group::join(&settings, "restart.event", "live", usize::MAX).await;
 
     let publisher = bus(&settings).await;
     let events: Vec<_> = (0..EVENTS)
@@ -194,35 +233,39 @@ async fn ten_thousand_events_survive_a_restart_while_publishing_and_one_while_co
         .expect("the publisher reaches the first restart");
     server.restart().expect("restart Tansu while publishing");
     let failed_publishes = publishing.await.expect("publisher task");
-    eprintln!(
-        "published {EVENTS} events through a restart in {:?}; {failed_publishes} publishes failed and were tried again",
-        started.elapsed()
-    );
 
-    let backlog = Group::join(&settings, "backlog").await;
+    let backlog = Group::join(
+        &settings,
+        "restart.event",
+        "backlog",
+        RESTART_WHILE_CONSUMING_AFTER,
+    )
+    .await;
     backlog
         .recorder
         .wait_for(RESTART_WHILE_CONSUMING_AFTER, TIMEOUT)
         .await
         .expect("the backlog group consumes before the second restart");
     server.restart().expect("restart Tansu while consuming");
+    backlog.release();
 
     let live_duplicates = live.handled_all_once("live", &events).await;
     let backlog_duplicates = backlog.handled_all_once("backlog", &events).await;
     eprintln!(
-        "every event handled once by each group after two restarts, in {:?}; duplicates absorbed: live {live_duplicates}, backlog {backlog_duplicates}",
+        "{EVENTS} events handled once by each group across two broker restarts in {:?}; \
+         publishes that failed and were tried again: {failed_publishes}; \
+         duplicate deliveries absorbed: live group {live_duplicates}, backlog group {backlog_duplicates}",
         started.elapsed()
     );
 }
 
 /// With the broker away, a publish fails after the configured deadline with a typed error, and
-/// never hangs past it; a publish made while the broker is away succeeds once it comes back
-/// within the deadline, and every publish that succeeded is on the topic.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_back() {
+/// never hangs past it; a publish made while the broker is away succeeds once the broker is
+/// back within the deadline; every publish that succeeded is on the topic.
+async fn publishing_during_an_outage(idempotence: bool) {
     const DEADLINE: Duration = Duration::from_secs(4);
     let server = TansuServer::start().expect("start Tansu");
-    let settings = settings(&server, &unique_prefix(), DEADLINE.as_secs());
+    let settings = settings(&server, &unique_prefix(), idempotence, DEADLINE.as_secs());
     let publisher = bus(&settings).await;
     let event =
         |n: u64| EventEnvelope::builder("outage.event", serde_json::json!({ "n": n })).build();
@@ -232,11 +275,10 @@ async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_b
         .await
         .expect("publish before the outage");
 
-    server.kill().expect("stop Tansu");
-    let lost = event(2);
+    server.kill().expect("kill Tansu");
     let started = Instant::now();
     let error = publisher
-        .publish(&lost)
+        .publish(&event(2))
         .await
         .expect_err("the broker is away for longer than the deadline");
     let elapsed = started.elapsed();
@@ -252,7 +294,6 @@ async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_b
         "{error}"
     );
 
-    // Published while the broker is away; it comes back well within the deadline.
     let kept = event(3);
     let publishing = {
         let kept = kept.clone();
@@ -268,7 +309,7 @@ async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_b
     assert!(elapsed < DEADLINE * 2, "took {elapsed:?}");
     publisher.shutdown().await.expect("close the publisher");
 
-    let group = Group::join(&settings, "after-outage").await;
+    let group = Group::join(&settings, "outage.event", "after-outage", usize::MAX).await;
     let handled = group
         .recorder
         .wait_for(2, TIMEOUT)
@@ -276,4 +317,22 @@ async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_b
         .expect("the kept events arrive");
     assert_eq!(ids(&handled), ids(&[before, kept]));
     group.bus.shutdown().await.expect("shutdown");
+}
+
+/// The outage case with `KAFKA_ENABLE_IDEMPOTENCE=false`: Tansu 0.6 cannot take an idempotent
+/// producer through a publish that timed out (see the ignored case below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_back() {
+    publishing_during_an_outage(false).await;
+}
+
+/// The outage case with the default idempotent producer. After a publish timed out, librdkafka
+/// bumps the producer's epoch itself (KIP-360, as Kafka expects of an idempotent producer);
+/// Tansu 0.6's SQLite engine finds no row for that epoch and its storage task panics
+/// (`tansu-storage` `lite.rs:503`, "more or less than one row"), so the publish made once the
+/// broker is back fails with UNKNOWN_SERVER_ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Tansu 0.6 panics on the epoch librdkafka's idempotent producer bumps after a timeout"]
+async fn publishing_during_an_outage_with_an_idempotent_producer() {
+    publishing_during_an_outage(true).await;
 }
