@@ -11,8 +11,8 @@ use event_bus_core::conformance::ConformanceTarget;
 use event_bus_core::{BoxError, Broker, BusSettings, Capabilities};
 use event_bus_tests::kafka_server::TansuServer;
 
-/// A private broker, with the test settings: a 6 s session timeout (Tansu holds a group's
-/// first join for half of it).
+/// A private broker, with the test settings: a 6 s session timeout (Kafka's minimum) and a
+/// 10 s publish deadline.
 struct Kafka {
     server: TansuServer,
     options: KafkaOptions,
