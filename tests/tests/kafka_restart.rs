@@ -329,8 +329,8 @@ async fn publishing_during_an_outage_fails_after_the_deadline_or_succeeds_once_b
 /// The outage case with the default idempotent producer. After a publish timed out, librdkafka
 /// bumps the producer's epoch itself (KIP-360, as Kafka expects of an idempotent producer);
 /// Tansu 0.6's SQLite engine finds no row for that epoch and its storage task panics
-/// (`tansu-storage` `lite.rs:503`, "more or less than one row"), so the publish made once the
-/// broker is back fails with UNKNOWN_SERVER_ERROR.
+/// (`tansu-storage` `lite.rs:503`, "more or less than one row"): the publish made once the
+/// broker is back fails with UNKNOWN_SERVER_ERROR, and the broker answers no client after that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "Tansu 0.6 panics on the epoch librdkafka's idempotent producer bumps after a timeout"]
 async fn publishing_during_an_outage_with_an_idempotent_producer() {
