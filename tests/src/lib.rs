@@ -8,6 +8,9 @@ pub mod redis_server;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq_server;
 
+#[cfg(feature = "kafka")]
+pub mod kafka_server;
+
 #[cfg(feature = "nats")]
 pub mod nats_server;
 

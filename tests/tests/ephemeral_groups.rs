@@ -134,7 +134,7 @@ async fn nats_holds_no_consumer_of_a_stopped_instance() {
     .await;
     let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
     let jetstream = async_nats::jetstream::new(client);
-    let mut stream = jetstream
+    let stream = jetstream
         .get_stream(&topic)
         .await
         .expect("the topic's stream");

@@ -1,14 +1,14 @@
 //! The Kafka pieces outside the conformance suite, against the broker on 127.0.0.1:9092 (Tansu
-//! in `scripts/test.sh`): selection by EVENT_BUS_TYPE, a clear and bounded error for an
-//! unreachable broker, commits that never pass an unsettled record, and delayed retries
-//! through the group's retry topic.
+//! with SQLite storage in `scripts/test.sh`): selection by EVENT_BUS_TYPE, a clear and bounded
+//! error for an unreachable broker, commits that never pass an unsettled record, delayed
+//! retries through the group's retry topic, and the bus's message size limit.
 #![cfg(feature = "kafka")]
 
 use std::time::{Duration, Instant};
 
 use event_bus_brokers::ConnectError;
 use event_bus_core::{
-    BusSettings, EventBus, EventEnvelope, Message, Nack, Recorder, SubscriptionConfig,
+    BusError, BusSettings, EventBus, EventEnvelope, Message, Nack, Recorder, SubscriptionConfig,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -206,6 +206,58 @@ async fn a_delayed_retry_waits_on_the_retry_topic() {
     assert_eq!(event_id(again.message()), event.id);
     assert_eq!(again.attempt(), 2);
     again.ack().await.unwrap();
+    subscription.close().await.unwrap();
+    bus.shutdown().await.unwrap();
+}
+
+/// The bus's size limit (1 MiB by default, more than librdkafka's default `message.max.bytes`
+/// of 1,000,000) is the backend's: a message of exactly the limit is published, alone or in a
+/// batch, and consumed intact; one byte more is refused by the backend itself with the bus's
+/// `MessageTooLarge`, also when a caller goes around the bus's own check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_message_size_limit_is_the_kafka_limit() {
+    let prefix = unique_prefix();
+    let bus = bus(&prefix).await;
+    let limit = bus.settings().max_message_bytes;
+    assert!(limit > 1_000_000, "the default limit is {limit}");
+    let broker = bus.broker().clone();
+    let topic = bus.topics().topic("large.blob");
+    let largest = Message::new(vec![b'x'; limit - 10])
+        .with_key("k")
+        .with_header("h", "12345678");
+    assert_eq!(largest.size(), limit);
+    let too_large = Message::new(vec![b'y'; limit + 1]);
+
+    broker
+        .publish(&topic, largest.clone())
+        .await
+        .expect("a message of the limit is published");
+    let refused = broker.publish(&topic, too_large.clone()).await;
+    assert!(
+        matches!(refused, Err(BusError::MessageTooLarge { size, limit: l }) if size == limit + 1 && l == limit),
+        "{refused:?}"
+    );
+    let batch = broker
+        .publish_batch(&topic, vec![largest.clone(), too_large])
+        .await;
+    assert!(batch[0].is_ok(), "{:?}", batch[0]);
+    assert!(
+        matches!(batch[1], Err(BusError::MessageTooLarge { .. })),
+        "{:?}",
+        batch[1]
+    );
+
+    let config = SubscriptionConfig::new(&topic, format!("{prefix}-large"));
+    let mut subscription = broker.subscribe(&config).await.unwrap();
+    for _ in 0..2 {
+        let delivery = tokio::time::timeout(TIMEOUT, subscription.next())
+            .await
+            .expect("a delivery in time")
+            .expect("open")
+            .expect("received");
+        assert_eq!(delivery.message(), &largest);
+        delivery.ack().await.unwrap();
+    }
     subscription.close().await.unwrap();
     bus.shutdown().await.unwrap();
 }

@@ -18,6 +18,8 @@ pub(super) struct TopicAdmin {
     known: Mutex<HashSet<String>>,
     partitions: i32,
     replication_factor: i32,
+    /// `max.message.bytes` of created topics, in text as the admin API takes it.
+    max_message_bytes: String,
     timeout: Duration,
 }
 
@@ -29,11 +31,13 @@ impl TopicAdmin {
             known: Mutex::default(),
             partitions: options.partitions,
             replication_factor: options.replication_factor,
+            max_message_bytes: options.record_size_limit().to_string(),
             timeout: options.connect_timeout,
         })
     }
 
-    /// Makes sure every topic exists; a topic that exists already is fine.
+    /// Makes sure every topic exists, taking records as large as the producer sends; a topic
+    /// that exists already is fine.
     pub(super) async fn ensure(&self, topics: &[&str]) -> Result<(), BusError> {
         let missing: Vec<&str> = {
             let known = self.known.lock().expect("topic cache");
@@ -54,6 +58,7 @@ impl TopicAdmin {
                     self.partitions,
                     TopicReplication::Fixed(self.replication_factor),
                 )
+                .set("max.message.bytes", &self.max_message_bytes)
             })
             .collect();
         let options = AdminOptions::new()

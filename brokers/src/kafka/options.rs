@@ -36,6 +36,14 @@ struct Variables {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often stored offsets of settled deliveries are committed in the background.
 const AUTO_COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest pause between attempts to reach a broker that went away, so a client is back soon
+/// after the broker (librdkafka's default grows to 10 s).
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Room for what a record adds to the bytes the bus counts: the record batch header, each
+/// record's framing, and the backend's retry headers on a retry topic.
+const RECORD_FRAMING_BYTES: usize = 16 * 1024;
+/// Largest `message.max.bytes` librdkafka accepts.
+const LIBRDKAFKA_MAX_MESSAGE_BYTES: usize = 1_000_000_000;
 
 /// Connection, producer and topic settings of the Kafka backend.
 #[derive(Clone, Debug)]
@@ -63,6 +71,10 @@ pub struct KafkaOptions {
     pub delivery_timeout: Duration,
     /// How long connecting waits for the cluster before failing.
     pub connect_timeout: Duration,
+    /// The bus's limit (`EVENT_BUS_MAX_MESSAGE_BYTES`): a larger message is refused with
+    /// `BusError::MessageTooLarge` before it reaches the producer; the producer's
+    /// `message.max.bytes` and the created topics' `max.message.bytes` leave room for it.
+    pub max_message_bytes: usize,
 }
 
 impl KafkaOptions {
@@ -94,7 +106,16 @@ impl KafkaOptions {
             ),
             delivery_timeout: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
+            max_message_bytes: settings.max_message_bytes,
         })
+    }
+
+    /// `message.max.bytes` of the clients and `max.message.bytes` of created topics: the
+    /// bus's limit plus the record framing, so whatever the bus accepts goes through.
+    pub(super) fn record_size_limit(&self) -> usize {
+        self.max_message_bytes
+            .saturating_add(RECORD_FRAMING_BYTES)
+            .min(LIBRDKAFKA_MAX_MESSAGE_BYTES)
     }
 
     fn common(&self) -> ClientConfig {
@@ -102,6 +123,11 @@ impl KafkaOptions {
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", &self.client_id)
+            .set("message.max.bytes", self.record_size_limit().to_string())
+            .set(
+                "reconnect.backoff.max.ms",
+                RECONNECT_BACKOFF_MAX.as_millis().to_string(),
+            )
             .set("log_level", "3");
         config
     }

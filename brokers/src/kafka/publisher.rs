@@ -19,6 +19,8 @@ pub(super) struct KafkaPublisher {
     producer: FutureProducer,
     admin: Arc<TopicAdmin>,
     delivery_timeout: Duration,
+    /// The bus's message size limit.
+    max_message_bytes: usize,
     closed: ClosedFlag,
 }
 
@@ -29,6 +31,7 @@ impl KafkaPublisher {
             producer,
             admin,
             delivery_timeout: options.delivery_timeout,
+            max_message_bytes: options.max_message_bytes,
             closed: ClosedFlag::default(),
         })
     }
@@ -39,6 +42,18 @@ impl KafkaPublisher {
 
     pub(super) fn producer(&self) -> &FutureProducer {
         &self.producer
+    }
+
+    /// Refuses a message larger than the bus's limit, which the producer and the broker might
+    /// refuse too, with the bus's own error.
+    fn check_size(&self, message: &Message) -> Result<(), BusError> {
+        if message.size() > self.max_message_bytes {
+            return Err(BusError::MessageTooLarge {
+                size: message.size(),
+                limit: self.max_message_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Sends one message, with `extra` headers, and waits for the broker's acknowledgement.
@@ -73,6 +88,7 @@ impl KafkaPublisher {
     /// Publishes one message of the bus.
     pub(super) async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
         self.closed.ensure_open("publisher")?;
+        self.check_size(message)?;
         self.admin.ensure(&[topic]).await?;
         self.send(topic, message, &[]).await
     }
@@ -99,7 +115,11 @@ impl KafkaPublisher {
                 })
                 .collect();
         }
-        futures::future::join_all(messages.iter().map(|m| self.send(topic, m, &[]))).await
+        futures::future::join_all(messages.iter().map(|message| async move {
+            self.check_size(message)?;
+            self.send(topic, message, &[]).await
+        }))
+        .await
     }
 
     /// Refuses further publishing and flushes whatever the producer still holds.
