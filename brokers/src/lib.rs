@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use event_bus_core::{
-    Broker, BusSettings, ConfigError, DedupStore, DedupStoreChoice, EventBus, MemoryDedupStore,
-};
+use event_bus_core::{Broker, BusSettings, ConfigError, DedupStore, EventBus, MemoryDedupStore};
 
+mod dedup;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "nats")]
@@ -19,6 +18,8 @@ pub mod rabbitmq;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
+
+pub use dedup::DedupStoreChoice;
 
 pub use registry::{BackendError, Connected};
 
@@ -92,7 +93,7 @@ pub async fn connect_broker(settings: &BusSettings) -> Result<Arc<dyn Broker>, C
 pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
     start_metrics(&settings)?;
     let connected = connect_backend(&settings).await?;
-    let store: Option<Arc<dyn DedupStore>> = match settings.dedup_store {
+    let store: Option<Arc<dyn DedupStore>> = match DedupStoreChoice::from_settings(&settings)? {
         None => connected.dedup_store,
         Some(DedupStoreChoice::Memory) => Some(Arc::new(MemoryDedupStore::new())),
         Some(DedupStoreChoice::Redis) => match connected.dedup_store {

@@ -57,9 +57,6 @@ pub enum ConfigError {
         /// Backends this binary has, comma-separated.
         available: String,
     },
-    /// `EVENT_BUS_DEDUP_STORE` names no dedup store.
-    #[error("unknown EVENT_BUS_DEDUP_STORE `{0}`; use memory, redis or postgres")]
-    UnknownDedupStore(String),
     /// A variable has a value its reader does not know.
     #[error("{variable}=`{value}` is not valid; expected {expected}")]
     InvalidValue {
@@ -127,39 +124,6 @@ impl fmt::Debug for SettingsSource {
     }
 }
 
-/// Where idempotency keys are kept (`EVENT_BUS_DEDUP_STORE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DedupStoreChoice {
-    /// In the process's memory: duplicates are absorbed within one process only.
-    Memory,
-    /// In Redis (`REDIS_EVENT_URL`), shared by every process.
-    Redis,
-    /// In PostgreSQL (`DATABASE_URL`, the event store's schema), shared by every process; wired
-    /// by `event_store_postgres::connect_bus`.
-    Postgres,
-}
-
-impl DedupStoreChoice {
-    /// The choice `name` (case-insensitive) makes.
-    pub fn parse(name: &str) -> Result<Self, ConfigError> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "memory" => Ok(Self::Memory),
-            "redis" => Ok(Self::Redis),
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            _ => Err(ConfigError::UnknownDedupStore(name.to_owned())),
-        }
-    }
-
-    /// The variable's value for this choice.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Redis => "redis",
-            Self::Postgres => "postgres",
-        }
-    }
-}
-
 /// What the bus reads from its environment; a backend's own settings come from
 /// [`source`](BusSettings::source).
 #[derive(Clone, Debug, PartialEq)]
@@ -185,9 +149,10 @@ pub struct BusSettings {
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
-    /// `EVENT_BUS_DEDUP_STORE`: where idempotency keys are kept; `None` (unset): the
-    /// backend's own store where it has one (Redis Streams), process memory elsewhere.
-    pub dedup_store: Option<DedupStoreChoice>,
+    /// `EVENT_BUS_DEDUP_STORE`: the name of the store idempotency keys are kept in, in lower
+    /// case (event-bus-brokers knows the names); `None` (unset): the backend's own store where
+    /// it has one, process memory elsewhere.
+    pub dedup_store: Option<String>,
     /// `EVENT_BUS_ACK_DEADLINE_SECONDS`: a delivery unsettled this long is redelivered by
     /// backends that track it themselves (default 30).
     pub ack_deadline: Duration,
@@ -267,10 +232,8 @@ impl BusSettings {
             .unwrap_or_else(|| "events".to_owned());
         let dedup_store = raw
             .event_bus_dedup_store
-            .as_deref()
-            .filter(|name| !name.trim().is_empty())
-            .map(DedupStoreChoice::parse)
-            .transpose()?;
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty());
         Ok(Self {
             backend: raw
                 .event_bus_type
@@ -331,12 +294,10 @@ mod tests {
     }
 
     #[test]
-    fn the_dedup_store_is_chosen_by_name_and_an_unknown_one_is_an_error() {
+    fn the_dedup_store_is_read_by_name() {
         assert_eq!(BusSettings::default().dedup_store, None);
-        let settings = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "Postgres")]).unwrap();
-        assert_eq!(settings.dedup_store, Some(DedupStoreChoice::Postgres));
-        let error = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", "mongo")]).unwrap_err();
-        assert!(matches!(error, ConfigError::UnknownDedupStore(ref name) if name == "mongo"));
+        let settings = BusSettings::from_vars([("EVENT_BUS_DEDUP_STORE", " Shared ")]).unwrap();
+        assert_eq!(settings.dedup_store.as_deref(), Some("shared"));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod transport;
 pub mod conformance;
 
 pub use bus::EventBus;
-pub use config::{BusSettings, ConfigError, DedupStoreChoice, SettingsSource};
+pub use config::{BusSettings, ConfigError, SettingsSource};
 pub use consumer::{StatsSnapshot, SubscriptionHandle, SubscriptionStats};
 pub use dead_letter::DeadLetterReason;
 pub use envelope::{DecodeError, DomainEvent, EventEnvelope};

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use event_bus_brokers::ConnectError;
-use event_bus_core::{BusSettings, ConfigError, DedupStoreChoice, EventBus};
+use event_bus_brokers::{ConnectError, DedupStoreChoice};
+use event_bus_core::{BusSettings, ConfigError, EventBus};
 use event_store::StoreSettings;
 use event_store::store::StoreError;
 
@@ -29,7 +29,7 @@ pub enum ConnectBusError {
 /// `EVENT_BUS_DEDUP_STORE=postgres` keeps idempotency keys in the `dedup_keys` table of the
 /// event store's database and schema (`DATABASE_URL`, `EVENT_STORE_SCHEMA`).
 pub async fn connect_bus(settings: BusSettings) -> Result<EventBus, ConnectBusError> {
-    if settings.dedup_store != Some(DedupStoreChoice::Postgres) {
+    if DedupStoreChoice::from_settings(&settings)? != Some(DedupStoreChoice::Postgres) {
         return Ok(event_bus_brokers::connect(settings).await?);
     }
     let store = PgEventStore::from_settings(&StoreSettings::from_settings(&settings)?).await?;

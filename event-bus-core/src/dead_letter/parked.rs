@@ -14,7 +14,7 @@ use super::{DeadLetter, DeadLetterFilter, DeadLetterStats};
 #[derive(Debug, thiserror::Error)]
 #[error("{backend} parked dead-letter store: {source}")]
 pub struct ParkedStoreError {
-    /// Backend name, such as `postgres`.
+    /// Name of the store's backend.
     pub backend: &'static str,
     /// The client library's error.
     pub source: BoxError,
