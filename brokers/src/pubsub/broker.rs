@@ -1,9 +1,9 @@
 //! The Pub/Sub broker: options, the client, publishing and opening group subscriptions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use event_bus_core::kit::ClosedFlag;
 use event_bus_core::{
     Broker, BusError, BusSettings, Capabilities, ConfigError, Message, Publisher, Subscriber,
     Subscription, SubscriptionConfig,
@@ -76,7 +76,7 @@ pub struct PubSubBroker {
     admin: Admin,
     sender: Sender,
     options: PubSubOptions,
-    closed: AtomicBool,
+    closed: ClosedFlag,
 }
 
 impl PubSubBroker {
@@ -89,20 +89,13 @@ impl PubSubBroker {
             sender: Sender::new(admin.clone(), options.ordering_keys, options.batching),
             admin,
             options,
-            closed: AtomicBool::new(false),
+            closed: ClosedFlag::default(),
         })
     }
 
     /// The underlying `gcloud-pubsub` client, for administration.
     pub fn client(&self) -> &Client {
         &self.admin.client
-    }
-
-    fn check_open(&self) -> Result<(), BusError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BusError::Closed("publisher"));
-        }
-        Ok(())
     }
 }
 
@@ -152,7 +145,7 @@ async fn client(options: &PubSubOptions) -> Result<Client, BusError> {
 #[async_trait]
 impl Publisher for PubSubBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
-        self.check_open()?;
+        self.closed.ensure_open("publisher")?;
         self.sender.publish(topic, &message).await
     }
 
@@ -161,18 +154,15 @@ impl Publisher for PubSubBroker {
         topic: &str,
         messages: Vec<Message>,
     ) -> Vec<Result<(), BusError>> {
-        if self.check_open().is_err() {
-            return messages
-                .iter()
-                .map(|_| Err(BusError::Closed("publisher")))
-                .collect();
+        if let Some(refused) = self.closed.refuse_batch("publisher", messages.len()) {
+            return refused;
         }
         self.sender.publish_batch(topic, &messages).await
     }
 
     /// Waits until every publish queued for a batch has its answer, then refuses more.
     async fn close(&self) -> Result<(), BusError> {
-        self.closed.store(true, Ordering::SeqCst);
+        self.closed.close();
         self.sender.close().await;
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! ordered subscriptions, and what is handed out next.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use async_trait::async_trait;
 use chrono::DateTime;
 use event_bus_core::dead_letter::headers;
 use event_bus_core::envelope::wire_headers;
+use event_bus_core::kit::{ClosedFlag, Delivered, KeyGate};
 use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
 use gcloud_gax::grpc::Code;
 use gcloud_pubsub::subscriber::ReceivedMessage;
@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::admin::{Admin, Wanted};
 use super::attributes::{from_pubsub, mark_native_dead_letter};
-use super::delivery::PubSubDelivery;
+use super::delivery::PubSubSettle;
 use super::lease::{Leases, keep_leased, set_deadline};
 
 /// Longest pause between pulls that fail.
@@ -41,8 +41,8 @@ impl Ready {
 #[derive(Default)]
 struct State {
     ready: VecDeque<Ready>,
-    /// Ordering keys with a delivery out, and the messages waiting behind it.
-    busy: HashMap<String, VecDeque<Ready>>,
+    /// With ordering: one message per ordering key out at a time, the others waiting.
+    keys: KeyGate<Ready>,
     /// Deliveries seen per message id, when Pub/Sub does not report attempts.
     seen: HashMap<String, u32>,
 }
@@ -52,7 +52,7 @@ pub(super) struct Shared {
     pub(super) subscription: PubSubSubscriptionRef,
     pub(super) ordering: bool,
     pub(super) leases: Arc<Leases>,
-    pub(super) closed: AtomicBool,
+    pub(super) closed: ClosedFlag,
     state: Mutex<State>,
     notify: Notify,
 }
@@ -76,16 +76,10 @@ impl Shared {
             return;
         };
         let mut state = self.lock();
-        let next = state.busy.get_mut(key).and_then(VecDeque::pop_front);
-        match next {
-            Some(next) => {
-                state.ready.push_back(next);
-                drop(state);
-                self.notify.notify_one();
-            }
-            None => {
-                state.busy.remove(key);
-            }
+        if let Some(next) = state.keys.release(key) {
+            state.ready.push_back(next);
+            drop(state);
+            self.notify.notify_one();
         }
     }
 
@@ -131,7 +125,7 @@ impl PubSubSubscription {
                 subscription,
                 ordering: config.ordering,
                 leases,
-                closed: AtomicBool::new(false),
+                closed: ClosedFlag::default(),
                 state: Mutex::default(),
                 notify: Notify::new(),
             }),
@@ -178,20 +172,8 @@ impl PubSubSubscription {
         if !self.shared.ordering {
             return Some(ready);
         }
-        let Some(key) = ready.key().map(str::to_owned) else {
-            return Some(ready);
-        };
-        let mut state = self.shared.lock();
-        match state.busy.get_mut(&key) {
-            Some(waiting) => {
-                waiting.push_back(ready);
-                None
-            }
-            None => {
-                state.busy.insert(key, VecDeque::new());
-                Some(ready)
-            }
-        }
+        let key = ready.key().map(str::to_owned);
+        self.shared.lock().keys.admit(key.as_deref(), ready)
     }
 
     async fn source_topic(&mut self, subscription: &str) -> Option<String> {
@@ -223,11 +205,12 @@ impl PubSubSubscription {
                 .unwrap_or(1),
         };
         let attempt = attempt.saturating_add(ready.redeliveries);
-        Box::new(PubSubDelivery::new(
-            Arc::clone(&self.shared),
+        let message = ready.message.clone();
+        let settle = PubSubSettle {
+            shared: Arc::clone(&self.shared),
             ready,
-            attempt,
-        ))
+        };
+        Delivered::new(message, attempt, settle).boxed()
     }
 }
 
@@ -256,7 +239,7 @@ impl Subscription for PubSubSubscription {
 
     /// Stops pulling and hands back everything received and not settled.
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
-        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.closed.close();
         let mut held = Vec::new();
         self.received.close();
         while let Ok(received) = self.received.try_recv() {
@@ -267,7 +250,7 @@ impl Subscription for PubSubSubscription {
         {
             let mut state = self.shared.lock();
             state.ready.clear();
-            state.busy.clear();
+            state.keys.drain().for_each(drop);
         }
         held.extend(self.shared.leases.take_all());
         set_deadline(&self.shared.subscription, held, 0)
@@ -278,7 +261,7 @@ impl Subscription for PubSubSubscription {
 
 impl Drop for PubSubSubscription {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.closed.close();
     }
 }
 
