@@ -10,7 +10,7 @@ use event_bus_core::{BusError, Message};
 
 use super::lease::set_deadline;
 use super::request_error;
-use super::subscription::{Ready, Shared};
+use super::shared::{Ready, Shared};
 
 /// Longest ack deadline Pub/Sub accepts, in seconds.
 const MAX_DEADLINE_SECONDS: u64 = 600;

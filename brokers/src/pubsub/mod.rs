@@ -47,6 +47,7 @@ mod broker;
 mod delivery;
 mod lease;
 mod sender;
+mod shared;
 mod subscription;
 
 use std::sync::Arc;

@@ -1,16 +1,16 @@
 //! One member of a consumer group: a streaming pull, the tenant check, the per-key gate of
 //! ordered subscriptions, and what is handed out next.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::DateTime;
 use event_bus_core::dead_letter::headers;
 use event_bus_core::envelope::wire_headers;
-use event_bus_core::kit::{ClosedFlag, Delivered, KeyGate};
-use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
+use event_bus_core::kit::{ClosedFlag, Delivered};
+use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use gcloud_gax::grpc::Code;
 use gcloud_pubsub::subscriber::ReceivedMessage;
 use gcloud_pubsub::subscription::Subscription as PubSubSubscriptionRef;
@@ -20,74 +20,10 @@ use super::admin::{Admin, Wanted};
 use super::attributes::{from_pubsub, mark_native_dead_letter};
 use super::delivery::PubSubSettle;
 use super::lease::{Leases, keep_leased, set_deadline};
+use super::shared::{Ready, Shared};
 
 /// Longest pause between pulls that fail.
 const MAX_PULL_PAUSE: Duration = Duration::from_secs(5);
-
-/// A received message waiting to be handed out.
-pub(super) struct Ready {
-    pub(super) received: ReceivedMessage,
-    pub(super) message: Message,
-    /// Times it was redelivered in place (ordered subscriptions) since Pub/Sub delivered it.
-    pub(super) redeliveries: u32,
-}
-
-impl Ready {
-    pub(super) fn key(&self) -> Option<&str> {
-        Some(self.received.message.ordering_key.as_str()).filter(|k| !k.is_empty())
-    }
-}
-
-#[derive(Default)]
-struct State {
-    ready: VecDeque<Ready>,
-    /// With ordering: one message per ordering key out at a time, the others waiting.
-    keys: KeyGate<Ready>,
-    /// Deliveries seen per message id, when Pub/Sub does not report attempts.
-    seen: HashMap<String, u32>,
-}
-
-/// What a subscription shares with its deliveries.
-pub(super) struct Shared {
-    pub(super) subscription: PubSubSubscriptionRef,
-    pub(super) ordering: bool,
-    pub(super) leases: Arc<Leases>,
-    pub(super) closed: ClosedFlag,
-    state: Mutex<State>,
-    notify: Notify,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Puts a message to be handed out again (a redelivery in place), ahead of the rest.
-    pub(super) fn redeliver(&self, ready: Ready) {
-        self.lock().ready.push_front(ready);
-        self.notify.notify_one();
-    }
-
-    /// The delivery of `key` was settled: the next message waiting behind it may go.
-    pub(super) fn release(&self, key: Option<&str>) {
-        let Some(key) = key.filter(|_| self.ordering) else {
-            return;
-        };
-        let mut state = self.lock();
-        if let Some(next) = state.keys.release(key) {
-            state.ready.push_back(next);
-            drop(state);
-            self.notify.notify_one();
-        }
-    }
-
-    /// A message is done with for this group: forget its attempt count.
-    pub(super) fn forget(&self, message_id: &str) {
-        self.lock().seen.remove(message_id);
-    }
-}
 
 /// Receives a subscription's messages, pulled in the background.
 pub(super) struct PubSubSubscription {
