@@ -33,15 +33,6 @@ impl DedupStoreChoice {
             }),
         }
     }
-
-    /// The variable's value for this choice.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Redis => "redis",
-            Self::Postgres => "postgres",
-        }
-    }
 }
 
 #[cfg(test)]

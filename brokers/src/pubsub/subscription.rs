@@ -186,7 +186,7 @@ impl Subscription for PubSubSubscription {
         {
             let mut state = self.shared.lock();
             state.ready.clear();
-            state.keys.drain().for_each(drop);
+            state.keys.clear();
         }
         held.extend(self.shared.leases.take_all());
         set_deadline(&self.shared.subscription, held, 0)

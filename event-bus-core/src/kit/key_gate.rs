@@ -47,19 +47,9 @@ impl<T> KeyGate<T> {
         next
     }
 
-    /// Whether an item of `key` is out.
-    pub fn is_busy(&self, key: &str) -> bool {
-        self.busy.contains_key(key)
-    }
-
-    /// Items waiting behind their key.
-    pub fn waiting(&self) -> usize {
-        self.busy.values().map(VecDeque::len).sum()
-    }
-
-    /// Takes every waiting item out and frees every key (for a member that closes).
-    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.busy.drain().flat_map(|(_, waiting)| waiting)
+    /// Drops every waiting item and frees every key (for a member that closes).
+    pub fn clear(&mut self) {
+        self.busy.clear();
     }
 }
 
@@ -75,12 +65,16 @@ mod tests {
         assert_eq!(gate.admit(Some("b"), 3), Some(3));
         assert_eq!(gate.admit(None, 4), Some(4));
         assert_eq!(gate.admit(Some("a"), 5), None);
-        assert_eq!(gate.waiting(), 2);
         assert_eq!(gate.release("a"), Some(2));
         assert_eq!(gate.release("a"), Some(5));
-        assert!(gate.is_busy("a"));
         assert_eq!(gate.release("a"), None);
-        assert!(!gate.is_busy("a"));
-        assert_eq!(gate.admit(Some("a"), 6), Some(6));
+        assert_eq!(gate.admit(Some("a"), 6), Some(6), "the key is free again");
+        assert_eq!(gate.admit(Some("a"), 7), None, "and held by 6");
+        gate.clear();
+        assert_eq!(
+            gate.admit(Some("a"), 8),
+            Some(8),
+            "clearing frees every key"
+        );
     }
 }
