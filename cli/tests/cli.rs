@@ -297,3 +297,62 @@ async fn replay_publishes_stored_events_marked_as_replays() {
     assert_eq!(ns, [0, 2, 4]);
     assert!(tailed.iter().all(|e| e["headers"]["x-replayed"] == "true"));
 }
+
+/// Issue 17, items 2 and 8: on Pub/Sub (the emulator at `PUBSUB_EMULATOR_HOST`) a dead letter
+/// is kept by the subscription created with the dead-letter topic, and `eventbus dlq list`
+/// finds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pubsub_dead_letter_is_listed_by_dlq_list() {
+    let env = Env::new();
+    let emulator =
+        std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".to_owned());
+    let vars = [
+        ("EVENT_BUS_TYPE", "pubsub"),
+        ("PUBSUB_EMULATOR_HOST", emulator.as_str()),
+        ("GCP_PROJECT_ID", "cli-tests"),
+        ("EVENT_BUS_TOPIC_PREFIX", env.prefix.as_str()),
+        ("DEAD_LETTER_SUBSCRIPTION", env.prefix.as_str()),
+    ];
+    let bus = event_bus_brokers::connect(event_bus_core::BusSettings::from_vars(vars).unwrap())
+        .await
+        .expect("the Pub/Sub emulator");
+    let failing = event_bus_core::handler_fn(|_| async {
+        Err(event_bus_core::HandlerError::permanent(
+            std::io::Error::other("refused"),
+        ))
+    });
+    let handle = bus
+        .subscribe(bus.subscription("order.placed", "billing"), failing)
+        .await
+        .unwrap();
+    let event = EventEnvelope::builder("order.placed", serde_json::json!({ "n": 1 })).build();
+    bus.publish(&event).await.unwrap();
+    let started = std::time::Instant::now();
+    while handle.stats().snapshot().dead_lettered == 0 {
+        assert!(started.elapsed().as_secs() < 30, "not dead-lettered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    bus.shutdown().await.unwrap();
+
+    let list = |args: &[&str]| {
+        let mut command = env.eventbus();
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let output = command
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(output).unwrap()
+    };
+    let listed = list(&["dlq", "list"]);
+    assert!(listed.ends_with("1 dead letters\n"), "{listed}");
+    assert!(
+        listed.contains("order.placed  permanent-failure"),
+        "{listed}"
+    );
+    assert!(list(&["dlq", "list", "--no-pull"]).ends_with("1 dead letters\n"));
+}

@@ -187,6 +187,7 @@ impl EventBus {
         )
         .ordering(self.settings.enable_ordering)
         .dead_letter_topic(self.topics.dead_letter_topic())
+        .dead_letter_subscription(&self.settings.dead_letter_subscription)
         .max_delivery_attempts(self.settings.dead_letter_max_retries)
         .handler_timeout(self.settings.handler_timeout)
         .max_in_flight(self.settings.max_concurrent_messages)

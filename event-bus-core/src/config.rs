@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::topics::TopicNames;
-use crate::transport::{DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT};
+use crate::transport::{
+    DEFAULT_DEAD_LETTER_SUBSCRIPTION, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+};
 
 /// The bus-wide environment variables (the bus, logging and metrics), as the README's
 /// configuration table documents them. Backends, the event store and the sagas list their own.
@@ -21,6 +23,7 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_ENABLE_ORDERING",
     "EVENT_BUS_ENABLE_BATCHING",
     "DEAD_LETTER_TOPIC",
+    "DEAD_LETTER_SUBSCRIPTION",
     "DEAD_LETTER_MAX_RETRIES",
     "DEAD_LETTER_MAX_REDRIVES",
     "EVENT_BUS_MAX_MESSAGE_BYTES",
@@ -140,6 +143,9 @@ pub struct BusSettings {
     pub enable_batching: bool,
     /// `DEAD_LETTER_TOPIC` (default `{topic prefix}-dead-letter`).
     pub dead_letter_topic: String,
+    /// `DEAD_LETTER_SUBSCRIPTION`: the consumer group that keeps dead letters for
+    /// `eventbus dlq` (default `eventbus-dead-letters`).
+    pub dead_letter_subscription: String,
     /// `DEAD_LETTER_MAX_RETRIES`: delivery attempts before dead-lettering (default 5).
     pub dead_letter_max_retries: u32,
     /// `DEAD_LETTER_MAX_REDRIVES`: how often one dead letter may be sent back to its topic
@@ -176,6 +182,7 @@ struct RawSettings {
     event_bus_enable_ordering: Option<bool>,
     event_bus_enable_batching: Option<bool>,
     dead_letter_topic: Option<String>,
+    dead_letter_subscription: Option<String>,
     dead_letter_max_retries: Option<u32>,
     dead_letter_max_redrives: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
@@ -245,6 +252,10 @@ impl BusSettings {
             dead_letter_topic: raw
                 .dead_letter_topic
                 .unwrap_or_else(|| format!("{topic_prefix}-dead-letter")),
+            dead_letter_subscription: raw
+                .dead_letter_subscription
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_DEAD_LETTER_SUBSCRIPTION.to_owned()),
             topic_prefix,
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),

@@ -2,7 +2,8 @@
 //! PUBSUB_EMULATOR_HOST (default 127.0.0.1:8085): selection by EVENT_BUS_TYPE, a clear error
 //! for an unreachable emulator, the subscription's filter and dead-letter policy as Pub/Sub
 //! stores them, the client-side tenant check, Pub/Sub's own dead-lettering read back with the
-//! bus's headers, and a delayed nack.
+//! bus's headers, a delayed nack, the dead-letter topic's keeping subscription, and an
+//! endpoint that is not Pub/Sub.
 #![cfg(feature = "pubsub")]
 
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use event_bus_brokers::ConnectError;
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions, dead_letter_attempts};
 use event_bus_core::dead_letter::headers;
 use event_bus_core::{
-    BusSettings, Delivery, EventEnvelope, Nack, Publisher, Recorder, Subscriber, Subscription,
-    SubscriptionConfig,
+    BusSettings, Delivery, EventEnvelope, HandlerError, Nack, Publisher, Recorder, Subscriber,
+    Subscription, SubscriptionConfig, handler_fn,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +35,7 @@ async fn broker() -> PubSubBroker {
         batching: true,
         ack_deadline: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
+        native_dead_letter: true,
     };
     PubSubBroker::connect(options).await.expect("connect")
 }
@@ -252,4 +254,92 @@ async fn a_delayed_nack_is_redelivered_after_the_delay() {
     assert_eq!(EventEnvelope::from_message(again.message()).unwrap(), event);
     again.ack().await.unwrap();
     subscription.close().await.unwrap();
+}
+
+/// Issue 17, item 2: Pub/Sub keeps a message only for subscriptions that exist when it is
+/// published, so the dead-letter topic's keeping subscription (`DEAD_LETTER_SUBSCRIPTION`) is
+/// created with the first subscription that dead-letters to it, before anything fails.
+#[tokio::test]
+async fn a_dead_letter_waits_in_the_subscription_created_with_its_topic() {
+    let host = emulator();
+    let prefix = unique_prefix();
+    let keeper = format!("{prefix}-kept-dead-letters");
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "pubsub"),
+        ("PUBSUB_EMULATOR_HOST", host.as_str()),
+        ("GCP_PROJECT_ID", PROJECT),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("DEAD_LETTER_SUBSCRIPTION", keeper.as_str()),
+    ])
+    .unwrap();
+    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let failing =
+        handler_fn(|_| async { Err(HandlerError::permanent(std::io::Error::other("refused"))) });
+    let handle = bus
+        .subscribe(bus.subscription("order.placed", "billing"), failing)
+        .await
+        .unwrap();
+    let event = EventEnvelope::builder("order.placed", serde_json::json!({"n": 1})).build();
+    bus.publish(&event).await.unwrap();
+    let started = Instant::now();
+    while handle.stats().snapshot().dead_lettered == 0 {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the event was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let dead_letters = SubscriptionConfig::new(bus.topics().dead_letter_topic(), keeper.as_str());
+    let mut kept = bus.broker().subscribe(&dead_letters).await.unwrap();
+    let letter = next(kept.as_mut()).await;
+    assert_eq!(
+        EventEnvelope::from_message(letter.message()).unwrap(),
+        event
+    );
+    assert_eq!(
+        letter.message().headers[headers::REASON],
+        "permanent-failure"
+    );
+    letter.ack().await.unwrap();
+    kept.close().await.unwrap();
+    bus.shutdown().await.unwrap();
+}
+
+/// Issue 17, item 8: an endpoint that accepts connections but is not Pub/Sub fails `connect`
+/// within the connect timeout, naming the endpoint.
+#[tokio::test]
+async fn an_endpoint_that_is_not_pubsub_is_refused_at_connect() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = socket.write_all(b"-ERR this is not Pub/Sub\r\n").await;
+                let mut sink = Vec::new();
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut sink).await;
+            });
+        }
+    });
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "pubsub"),
+        ("PUBSUB_EMULATOR_HOST", address.as_str()),
+    ])
+    .unwrap();
+    let started = Instant::now();
+    let error = event_bus_brokers::connect(settings)
+        .await
+        .err()
+        .expect("the endpoint is not Pub/Sub");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("no connection to Pub/Sub at {address}")),
+        "{text}"
+    );
 }

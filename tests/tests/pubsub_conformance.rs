@@ -34,6 +34,7 @@ impl ConformanceTarget for Emulator {
             batching: true,
             ack_deadline: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            native_dead_letter: true,
         };
         Arc::new(
             PubSubBroker::connect(options)

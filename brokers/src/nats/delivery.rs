@@ -1,12 +1,13 @@
 //! Settling a pulled message: `+ACK`, `-NAK` (with a delay), each confirmed by the server,
 //! and `-NAK` at once for a delivery dropped unsettled or handed back by a closing member.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Subject;
 use async_nats::jetstream::AckKind;
 use async_trait::async_trait;
-use event_bus_core::kit::{Delivered, Settle};
+use event_bus_core::kit::{Delivered, Leases, Settle};
 use event_bus_core::{BusError, Message};
 
 use super::{NatsError, headers};
@@ -15,14 +16,20 @@ use super::{NatsError, headers};
 pub(super) struct NatsSettle {
     client: async_nats::Client,
     reply: Subject,
+    /// The member's unsettled messages, kept in progress while held.
+    leases: Option<Arc<Leases<String>>>,
 }
 
-/// The delivery of a pulled message; an error if it has no JetStream acknowledgement subject.
+/// The delivery of a pulled message, held in `leases` until settled; an error if it has no
+/// JetStream acknowledgement subject.
 pub(super) fn delivered(
     client: async_nats::Client,
     pulled: async_nats::Message,
+    leases: &Arc<Leases<String>>,
 ) -> Result<Delivered<NatsSettle>, NatsError> {
-    let settle = NatsSettle::of(client, &pulled)?;
+    let mut settle = NatsSettle::of(client, &pulled)?;
+    leases.hold(settle.reply.to_string());
+    settle.leases = Some(Arc::clone(leases));
     let attempt = delivery_count(&settle.reply).unwrap_or(1);
     let message = headers::from_nats(pulled.headers.as_ref(), pulled.payload);
     Ok(Delivered::new(message, attempt, settle))
@@ -38,6 +45,7 @@ impl NatsSettle {
             Some(reply) if reply.starts_with(ACK_PREFIX) => Ok(Self {
                 client,
                 reply: reply.clone(),
+                leases: None,
             }),
             _ => Err(NatsError::NotJetStream {
                 subject: pulled.subject.to_string(),
@@ -47,6 +55,7 @@ impl NatsSettle {
 
     /// Sends the acknowledgement and waits for the server's confirmation.
     pub(super) async fn send(self, kind: AckKind) -> Result<(), BusError> {
+        self.release();
         let name = match kind {
             AckKind::Ack => "+ACK",
             _ => "-NAK",
@@ -72,6 +81,7 @@ impl Settle for NatsSettle {
 
     /// `-NAK` without waiting for the confirmation; unconfirmed, it returns after the ack wait.
     fn hand_back(self, _: Message, _: u32) {
+        self.release();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -81,6 +91,32 @@ impl Settle for NatsSettle {
             }
         });
     }
+}
+
+impl NatsSettle {
+    fn release(&self) {
+        if let Some(leases) = &self.leases {
+            leases.release(&self.reply.to_string());
+        }
+    }
+}
+
+/// Held messages kept in progress (`+WPI`) every `period`, a third of the ack wait, so a slow
+/// handler's message is not redelivered to another member.
+pub(super) fn renewed_leases(client: async_nats::Client, period: Duration) -> Arc<Leases<String>> {
+    Leases::renewed_every(period, move |held: Vec<String>| {
+        let client = client.clone();
+        async move {
+            for reply in held {
+                if let Err(error) = client
+                    .publish(Subject::from(reply), AckKind::Progress.into())
+                    .await
+                {
+                    tracing::debug!(%error, "nats: keeping a held message in progress failed; trying again later");
+                }
+            }
+        }
+    })
 }
 
 const ACK_PREFIX: &str = "$JS.ACK.";

@@ -46,6 +46,11 @@ impl Streams {
         }
     }
 
+    /// How long a delivery may stay unacknowledged before the server redelivers it.
+    pub(super) fn ack_wait(&self) -> std::time::Duration {
+        self.ack_wait
+    }
+
     /// Makes sure the topic's stream exists; returns its name, which is also its subject.
     pub(super) async fn ensure(&self, topic: &str) -> Result<String, NatsError> {
         let name = names::stream(topic);

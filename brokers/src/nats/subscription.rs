@@ -10,12 +10,13 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::BatchConfig;
 use async_nats::{StatusCode, Subject};
 use async_trait::async_trait;
+use event_bus_core::kit::Leases;
 use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::NatsError;
-use super::delivery::{NatsSettle, delivered};
+use super::delivery::{NatsSettle, delivered, renewed_leases};
 use super::streams::Streams;
 
 /// How long the server keeps a pull open; also the longest a closing member waits for it.
@@ -34,6 +35,8 @@ pub(super) struct NatsSubscription {
     batch: usize,
     /// `None` once closed.
     inbox: Option<Inbox>,
+    /// Messages handed out and not settled.
+    leases: Arc<Leases<String>>,
 }
 
 impl NatsSubscription {
@@ -49,7 +52,9 @@ impl NatsSubscription {
             .subscribe(inbox.clone())
             .await
             .map_err(NatsError::Subscribe)?;
+        let leases = renewed_leases(client.clone(), streams.ack_wait() / 3);
         Ok(Self {
+            leases,
             client,
             streams,
             config: config.clone(),
@@ -86,7 +91,7 @@ impl Subscription for NatsSubscription {
             match inbox.receive().await {
                 Received::Message(message) => {
                     return Some(
-                        delivered(self.client.clone(), message)
+                        delivered(self.client.clone(), message, &self.leases)
                             .map(|delivery| delivery.boxed())
                             .map_err(BusError::from),
                     );

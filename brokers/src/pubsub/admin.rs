@@ -39,8 +39,14 @@ impl Admin {
         }
     }
 
-    /// What `config` asks of its subscription.
-    pub(super) fn wanted(&self, config: &SubscriptionConfig, ack_deadline_seconds: i32) -> Wanted {
+    /// What `config` asks of its subscription; `native_dead_letter` adds Pub/Sub's own
+    /// dead-letter policy.
+    pub(super) fn wanted(
+        &self,
+        config: &SubscriptionConfig,
+        ack_deadline_seconds: i32,
+        native_dead_letter: bool,
+    ) -> Wanted {
         Wanted {
             ordering: config.ordering,
             filter: config
@@ -51,6 +57,7 @@ impl Admin {
             dead_letter: config
                 .dead_letter_topic
                 .as_ref()
+                .filter(|_| native_dead_letter)
                 .map(|topic| DeadLetterPolicy {
                     dead_letter_topic: self.client.fully_qualified_topic_name(topic),
                     max_delivery_attempts: dead_letter_attempts(config.max_delivery_attempts),
@@ -70,6 +77,8 @@ impl Admin {
         self.create_topic(&config.topic).await?;
         if let Some(topic) = &config.dead_letter_topic {
             self.create_topic(topic).await?;
+            self.ensure_dead_letter_subscription(topic, config, wanted)
+                .await?;
         }
         let topic_path = self.client.fully_qualified_topic_name(&config.topic);
         let (group, topic) = (&config.consumer_group, &config.topic);
@@ -103,6 +112,29 @@ impl Admin {
             &config.consumer_group,
             Status::already_exists("the group's names are taken by subscriptions of other topics"),
         ))
+    }
+
+    /// The subscription that keeps dead letters until `eventbus dlq` reads them: Pub/Sub
+    /// keeps a message only for subscriptions that exist when it is published.
+    async fn ensure_dead_letter_subscription(
+        &self,
+        topic: &str,
+        config: &SubscriptionConfig,
+        wanted: &Wanted,
+    ) -> Result<(), BusError> {
+        if config.topic == topic {
+            return Ok(());
+        }
+        let keeper = SubscriptionConfig::new(topic, &config.dead_letter_subscription);
+        let plain = Wanted {
+            ordering: false,
+            filter: String::new(),
+            dead_letter: None,
+            ack_deadline_seconds: wanted.ack_deadline_seconds,
+        };
+        Box::pin(self.ensure_subscription(&keeper, &plain))
+            .await
+            .map(drop)
     }
 
     /// The topic (short name) a subscription (full name) reads, if it exists.

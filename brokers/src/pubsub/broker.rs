@@ -9,6 +9,8 @@ use event_bus_core::{
     Subscription, SubscriptionConfig,
 };
 use gcloud_gax::conn::{ConnectionOptions, Environment};
+use gcloud_gax::grpc::Code;
+use gcloud_gax::retry::RetrySetting;
 use gcloud_pubsub::apiv1::conn_pool::PUBSUB;
 use gcloud_pubsub::client::{Client, ClientConfig};
 use token_source::NoopTokenSourceProvider;
@@ -20,16 +22,23 @@ use super::subscription::PubSubSubscription;
 
 /// Longest wait for the server to answer when connecting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The topic whose existence connecting asks about, to see that the server is Pub/Sub.
+const PROBE_TOPIC: &str = "eventbus-connect-probe";
 /// The project id `GCP_PROJECT_ID` defaults to; on GCP the credentials' project is used instead.
 const DEFAULT_PROJECT: &str = "local-project";
 
 /// The variables the Pub/Sub backend reads.
-pub const VARIABLES: &[&str] = &["GCP_PROJECT_ID", "PUBSUB_EMULATOR_HOST"];
+pub const VARIABLES: &[&str] = &[
+    "GCP_PROJECT_ID",
+    "PUBSUB_EMULATOR_HOST",
+    "PUBSUB_ENABLE_DLQ",
+];
 
 #[derive(serde::Deserialize)]
 struct Variables {
     gcp_project_id: Option<String>,
     pubsub_emulator_host: Option<String>,
+    pubsub_enable_dlq: Option<bool>,
 }
 
 /// How the Pub/Sub backend connects and publishes.
@@ -47,11 +56,15 @@ pub struct PubSubOptions {
     pub ack_deadline: Duration,
     /// Longest wait for the server when connecting.
     pub connect_timeout: Duration,
+    /// Give subscriptions Pub/Sub's own dead-letter policy, a safety net for messages no
+    /// handler ever settles (`PUBSUB_ENABLE_DLQ`, default true); the bus dead-letters either way.
+    pub native_dead_letter: bool,
 }
 
 impl PubSubOptions {
-    /// Options from `GCP_PROJECT_ID`, `PUBSUB_EMULATOR_HOST`, `EVENT_BUS_ENABLE_ORDERING`,
-    /// `EVENT_BUS_ENABLE_BATCHING` and `EVENT_BUS_ACK_DEADLINE_SECONDS`.
+    /// Options from `GCP_PROJECT_ID`, `PUBSUB_EMULATOR_HOST`, `PUBSUB_ENABLE_DLQ`,
+    /// `EVENT_BUS_ENABLE_ORDERING`, `EVENT_BUS_ENABLE_BATCHING` and
+    /// `EVENT_BUS_ACK_DEADLINE_SECONDS`.
     pub fn from_settings(settings: &BusSettings) -> Result<Self, ConfigError> {
         let vars: Variables = settings.source.read()?;
         Ok(Self {
@@ -63,6 +76,7 @@ impl PubSubOptions {
             batching: settings.enable_batching,
             ack_deadline: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
+            native_dead_letter: vars.pubsub_enable_dlq.unwrap_or(true),
         })
     }
 
@@ -135,10 +149,33 @@ async fn client(options: &PubSubOptions) -> Result<Client, BusError> {
             .await
             .map_err(|error| BusError::backend("pubsub", PubSubError::Setup(error.to_string())))?;
     }
-    match tokio::time::timeout(options.connect_timeout, Client::new(config)).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => Err(unreachable(error.to_string())),
+    let started = tokio::time::Instant::now();
+    let client = match tokio::time::timeout(options.connect_timeout, Client::new(config)).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(error)) => return Err(unreachable(error.to_string())),
+        Err(_) => return Err(unreachable("timed out".to_owned())),
+    };
+    // The channel connects lazily: one request proves the endpoint answers as Pub/Sub.
+    let probe_topic = client.topic(PROBE_TOPIC);
+    let probe = probe_topic.exists(Some(no_retries()));
+    match tokio::time::timeout_at(started + options.connect_timeout, probe).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(status)) if status.code() == Code::PermissionDenied => Ok(client),
+        Ok(Err(status)) => Err(unreachable(format!(
+            "it does not answer as Pub/Sub: {}: {}",
+            status.code().description(),
+            status.message()
+        ))),
         Err(_) => Err(unreachable("timed out".to_owned())),
+    }
+}
+
+/// A request that fails is not tried again: connecting reports the first answer.
+fn no_retries() -> RetrySetting {
+    RetrySetting {
+        take: 0,
+        codes: Vec::new(),
+        ..RetrySetting::default()
     }
 }
 
@@ -174,9 +211,11 @@ impl Subscriber for PubSubBroker {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let wanted = self
-            .admin
-            .wanted(config, self.options.ack_deadline_seconds());
+        let wanted = self.admin.wanted(
+            config,
+            self.options.ack_deadline_seconds(),
+            self.options.native_dead_letter,
+        );
         let subscription = self.admin.ensure_subscription(config, &wanted).await?;
         let opened = PubSubSubscription::open(self.admin.clone(), subscription, config, wanted);
         Ok(Box::new(opened))

@@ -37,9 +37,9 @@
 //! without being handed out, since the emulator stores filters but does not apply them.
 //!
 //! Limits: Pub/Sub keeps messages only for subscriptions that exist when they are published,
-//! so a new group does not receive earlier events; that holds for the dead-letter topic too
-//! (subscribe its inspecting group before failures happen). The emulator keeps everything in
-//! memory.
+//! so a new group does not receive earlier events. The dead-letter topic's keeping
+//! subscription (`dead_letter_subscription`) is therefore created with the topic, by every
+//! subscription that dead-letters to it. The emulator keeps everything in memory.
 
 mod admin;
 mod attributes;

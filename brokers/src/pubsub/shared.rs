@@ -5,12 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_bus_core::Message;
-use event_bus_core::kit::{ClosedFlag, KeyGate};
+use event_bus_core::kit::{ClosedFlag, KeyGate, Leases};
 use gcloud_pubsub::subscriber::ReceivedMessage;
 use gcloud_pubsub::subscription::Subscription as PubSubSubscriptionRef;
 use tokio::sync::Notify;
-
-use super::lease::Leases;
 
 /// A received message waiting to be handed out.
 pub(super) struct Ready {
@@ -39,7 +37,7 @@ pub(super) struct State {
 pub(super) struct Shared {
     pub(super) subscription: PubSubSubscriptionRef,
     pub(super) ordering: bool,
-    pub(super) leases: Arc<Leases>,
+    pub(super) leases: Arc<Leases<String>>,
     pub(super) closed: ClosedFlag,
     pub(super) state: Mutex<State>,
     pub(super) notify: Notify,

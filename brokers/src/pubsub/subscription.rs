@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use super::admin::{Admin, Wanted};
 use super::attributes::{from_pubsub, mark_native_dead_letter};
 use super::delivery::PubSubSettle;
-use super::lease::{Leases, keep_leased, set_deadline};
+use super::lease::{kept_leased, set_deadline};
 use super::shared::{Ready, Shared};
 
 /// Longest pause between pulls that fail.
@@ -43,12 +43,7 @@ impl PubSubSubscription {
         wanted: Wanted,
     ) -> Self {
         let in_flight = config.max_in_flight.max(1);
-        let leases = Arc::new(Leases::default());
-        keep_leased(
-            Arc::downgrade(&leases),
-            subscription.clone(),
-            wanted.ack_deadline_seconds,
-        );
+        let leases = kept_leased(subscription.clone(), wanted.ack_deadline_seconds);
         let (sender, received) = mpsc::channel(in_flight);
         let recreate = Recreate {
             admin: admin.clone(),
@@ -99,7 +94,7 @@ impl PubSubSubscription {
                 .headers
                 .insert(headers::ORIGINAL_TOPIC.into(), topic);
         }
-        self.shared.leases.hold(&received.ack_id);
+        self.shared.leases.hold(received.ack_id.clone());
         let ready = Ready {
             received,
             message,

@@ -17,7 +17,8 @@
 //! Nothing is dropped silently: a message no queue is bound for (a topic nobody has subscribed
 //! to yet) goes through the exchange's alternate exchange to the queue `{exchange}.unrouted`.
 //! A group receives what is published after it first subscribed; earlier messages of its topic
-//! are in that queue.
+//! are in that queue. The group that keeps dead letters (`dead_letter_subscription`) gets its
+//! queue from every subscription that dead-letters, so dead letters never wait there.
 //!
 //! Connection loss: publishing reconnects with backoff and tries again for up to the publish
 //! timeout, then fails with an error naming the cause; subscriptions reconnect on their next

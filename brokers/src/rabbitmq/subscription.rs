@@ -30,6 +30,8 @@ pub(super) struct RabbitMqSubscription {
     queue: Arc<str>,
     prefetch: u16,
     ephemeral: bool,
+    /// The dead-letter topic and the queue of the group that keeps its messages.
+    dead_letters: Option<(String, String)>,
     consumer: Option<(Channel, Consumer)>,
     failures: u32,
 }
@@ -48,6 +50,14 @@ impl RabbitMqSubscription {
             queue: Topology::group_queue(&config.topic, &config.consumer_group).into(),
             prefetch: u16::try_from(config.max_in_flight).unwrap_or(u16::MAX),
             ephemeral: config.ephemeral,
+            dead_letters: config
+                .dead_letter_topic
+                .as_ref()
+                .filter(|topic| **topic != config.topic)
+                .map(|topic| {
+                    let queue = Topology::group_queue(topic, &config.dead_letter_subscription);
+                    (topic.clone(), queue)
+                }),
             consumer: None,
             failures: 0,
         };
@@ -61,6 +71,13 @@ impl RabbitMqSubscription {
             .topology()
             .declare_group(&channel, &self.topic, &self.queue, self.ephemeral)
             .await?;
+        // Dead letters are kept from the start, not parked with unrouted messages.
+        if let Some((topic, queue)) = &self.dead_letters {
+            self.publisher
+                .topology()
+                .declare_group(&channel, topic, queue, false)
+                .await?;
+        }
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await

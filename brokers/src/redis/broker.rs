@@ -117,24 +117,15 @@ impl Subscriber for RedisBroker {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let mut conn = connection(&self.client).await?;
-        let created = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&config.topic)
-            .arg(&config.consumer_group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async::<()>(&mut conn)
-            .await;
-        match created {
-            Err(error) if error.code() == Some("BUSYGROUP") => {}
-            other => other.map_err(redis_error)?,
-        }
-        Ok(Box::new(RedisSubscription::new(
+        let conn = connection(&self.client).await?;
+        let opened = RedisSubscription::open(
             conn,
+            self.publisher.clone(),
             config,
             self.options.ack_deadline,
-        )))
+        )
+        .await?;
+        Ok(Box::new(opened))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_bus_core::kit::Settle;
+use event_bus_core::kit::{Leases, Settle};
 use event_bus_core::{BusError, Message};
 use redis::aio::ConnectionManager;
 
@@ -25,11 +25,14 @@ pub(super) struct RedisSettle {
     pub(super) conn: ConnectionManager,
     pub(super) group: Arc<GroupEntry>,
     pub(super) id: String,
+    /// The subscription's held entries, whose idle time is reset while they are held.
+    pub(super) leases: Arc<Leases<String>>,
 }
 
 impl RedisSettle {
     /// Makes the entry due for any member of the group at `due_millis` (Unix milliseconds).
     pub(super) async fn retry_at(mut self, due_millis: u64) -> Result<(), BusError> {
+        self.leases.release(&self.id);
         redis::cmd("ZADD")
             .arg(&self.group.delayed)
             .arg(due_millis)
@@ -43,6 +46,7 @@ impl RedisSettle {
 #[async_trait]
 impl Settle for RedisSettle {
     async fn ack(mut self) -> Result<(), BusError> {
+        self.leases.release(&self.id);
         redis::pipe()
             .cmd("XACK")
             .arg(&self.group.stream)

@@ -9,8 +9,13 @@
 //! delivery unsettled, hands its entries back at once. The attempt number is the stream's own
 //! delivery count. `REDIS_STREAM_MAX_LEN` trims streams with `MAXLEN ~`.
 //!
-//! Limits: per-key order is not kept (a redelivered entry is handled after later ones); a
-//! handler running longer than the ack deadline may see its entry handed to another member.
+//! A member keeps the entries it holds (handed out or fetched) from going idle with
+//! `XCLAIM … JUSTID` every third of the ack deadline, so a slow handler's entry is not taken over.
+//! An instance-scoped group (`SubscriptionConfig::ephemeral`) is destroyed when its owner
+//! closes it, and, when the owner died, three ack deadlines after its last heartbeat by the next
+//! member of the stream that subscribes or beats (see `ephemeral.rs`).
+//!
+//! Limits: per-key order is not kept (a redelivered entry is handled after later ones).
 //! Durability is the server's: streams survive a restart only when Redis persists (AOF).
 //!
 //! Channels (`REDIS_TRANSPORT=channels`): `PUBLISH`/`SUBSCRIBE` on
@@ -24,6 +29,7 @@ mod channel;
 mod dedup_store;
 mod delivery;
 mod entry;
+mod ephemeral;
 mod settings;
 mod subscription;
 

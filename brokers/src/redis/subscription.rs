@@ -6,20 +6,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_bus_core::kit::Delivered;
+use event_bus_core::kit::{Delivered, Leases};
 use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
 use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimReply, StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply,
 };
+use tokio_util::sync::DropGuard;
 
 use super::delivery::{GroupEntry, RedisSettle};
-use super::{entry, now_millis, redis_error};
+use super::{entry, ephemeral, now_millis, redis_error};
 
 /// Entries fetched per round trip.
 const BATCH: usize = 16;
 /// Longest a read blocks on the server before the subscription looks at retries again.
 const BLOCK: Duration = Duration::from_millis(500);
+/// An instance-scoped group whose owner stopped renewing it for this many ack deadlines (it
+/// died) is removed.
+const EPHEMERAL_DEADLINES: u32 = 3;
 
 /// Reads one consumer group of one stream as a uniquely named consumer.
 pub(super) struct RedisSubscription {
@@ -29,13 +33,51 @@ pub(super) struct RedisSubscription {
     autoclaim_cursor: String,
     /// Entries fetched and not handed out yet: id, attempt, message.
     buffer: VecDeque<(String, u32, Message)>,
+    /// Entries fetched and not settled, kept from going idle so no other member claims them.
+    leases: Arc<Leases<String>>,
     /// Destroy the group (and its retry set) on close.
     ephemeral: bool,
+    /// An instance-scoped group's registration, renewed until dropped.
+    registration: Option<DropGuard>,
 }
 
 impl RedisSubscription {
-    pub(super) fn new(
+    /// Creates the group (at id `0`) unless it exists, removes the stream's instance-scoped
+    /// groups whose owners died, and registers this one if it is instance-scoped. The member
+    /// reads with `conn`; its held entries and registration are renewed over `renewals` (a
+    /// connection that never blocks).
+    pub(super) async fn open(
+        mut conn: ConnectionManager,
+        mut renewals: ConnectionManager,
+        config: &SubscriptionConfig,
+        ack_deadline: Duration,
+    ) -> Result<Self, BusError> {
+        let created = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&config.topic)
+            .arg(&config.consumer_group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut conn)
+            .await;
+        match created {
+            Err(error) if error.code() == Some("BUSYGROUP") => {}
+            other => other.map_err(redis_error)?,
+        }
+        ephemeral::sweep(&mut renewals, &config.topic).await?;
+        let mut subscription = Self::new(conn, renewals.clone(), config, ack_deadline);
+        if config.ephemeral {
+            let expiry = ack_deadline * EPHEMERAL_DEADLINES;
+            let group = Arc::clone(&subscription.group);
+            subscription.registration =
+                Some(ephemeral::keep_registered(renewals, group, expiry).await?);
+        }
+        Ok(subscription)
+    }
+
+    fn new(
         conn: ConnectionManager,
+        renewals: ConnectionManager,
         config: &SubscriptionConfig,
         ack_deadline: Duration,
     ) -> Self {
@@ -45,13 +87,16 @@ impl RedisSubscription {
             consumer: format!("consumer-{}", uuid::Uuid::now_v7().simple()),
             delayed: format!("{}:delayed:{}", config.topic, config.consumer_group),
         });
+        let leases = renewed_leases(renewals, Arc::clone(&group), ack_deadline / 3);
         Self {
             conn,
             group,
+            leases,
             ack_deadline,
             autoclaim_cursor: "0-0".to_owned(),
             buffer: VecDeque::new(),
             ephemeral: config.ephemeral,
+            registration: None,
         }
     }
 
@@ -170,6 +215,7 @@ impl RedisSubscription {
     }
 
     fn push(&mut self, entry: StreamId, attempt: u32) {
+        self.leases.hold(entry.id.clone());
         let message = entry::message(&entry.map);
         self.buffer.push_back((entry.id, attempt, message));
     }
@@ -179,6 +225,7 @@ impl RedisSubscription {
             conn: self.conn.clone(),
             group: Arc::clone(&self.group),
             id,
+            leases: Arc::clone(&self.leases),
         }
     }
 }
@@ -201,22 +248,39 @@ impl Subscription for RedisSubscription {
         let unhanded: Vec<String> = self.buffer.drain(..).map(|(id, _, _)| id).collect();
         if self.ephemeral {
             // The instance's own group goes with it, entries it still held included.
-            return redis::pipe()
-                .cmd("XGROUP")
-                .arg("DESTROY")
-                .arg(&self.group.stream)
-                .arg(&self.group.group)
-                .ignore()
-                .cmd("DEL")
-                .arg(&self.group.delayed)
-                .ignore()
-                .query_async::<()>(&mut self.conn)
-                .await
-                .map_err(redis_error);
+            self.registration.take();
+            return ephemeral::destroy(&mut self.conn, &self.group).await;
         }
         for id in unhanded {
             self.settle(id).retry_at(now_millis()).await?;
         }
         Ok(())
     }
+}
+
+/// Held entries whose idle time `XCLAIM … JUSTID` resets every `period` (a third of the ack
+/// deadline), so a slow handler's entry is not claimed by another member; claiming with
+/// `JUSTID` leaves the delivery count alone.
+fn renewed_leases(
+    conn: ConnectionManager,
+    group: Arc<GroupEntry>,
+    period: Duration,
+) -> Arc<Leases<String>> {
+    Leases::renewed_every(period, move |held: Vec<String>| {
+        let (mut conn, group) = (conn.clone(), Arc::clone(&group));
+        async move {
+            let renewed = redis::cmd("XCLAIM")
+                .arg(&group.stream)
+                .arg(&group.group)
+                .arg(&group.consumer)
+                .arg(0)
+                .arg(&held)
+                .arg("JUSTID")
+                .query_async::<redis::Value>(&mut conn)
+                .await;
+            if let Err(error) = renewed {
+                tracing::debug!(%error, stream = %group.stream, "redis: renewing held entries failed; trying again later");
+            }
+        }
+    })
 }

@@ -15,10 +15,11 @@ use crate::args::{DlqCommand, FilterArgs, Selection};
 use crate::error::CliError;
 use crate::progress;
 
-use super::{Context, DEAD_LETTER_GROUP};
+use super::Context;
 
-/// How long a pull before another command waits for one more dead letter.
-const QUICK_PULL: Duration = Duration::from_millis(500);
+/// How long a pull before another command waits for one more dead letter: long enough for a
+/// fresh connection's first pull to be answered (Pub/Sub's takes hundreds of milliseconds).
+const QUICK_PULL: Duration = Duration::from_secs(2);
 
 struct Dlq {
     handler: DeadLetterHandler,
@@ -34,7 +35,7 @@ impl Dlq {
         let handler = DeadLetterHandler::new(bus.broker().clone(), parked.clone())
             .policy(|_: &DeadLetter| Action::Park)
             .max_retries(context.settings.dead_letter_max_redrives);
-        let config = SubscriptionConfig::new(bus.topics().dead_letter_topic(), DEAD_LETTER_GROUP);
+        let config = context.dead_letters();
         Ok(Self {
             handler,
             parked,

@@ -8,14 +8,11 @@ pub mod setup;
 pub mod store;
 pub mod tail;
 
-use event_bus_core::{BusSettings, EventBus};
+use event_bus_core::{BusSettings, EventBus, SubscriptionConfig};
 use event_store::StoreSettings;
 use event_store_postgres::PgEventStore;
 
 use crate::error::CliError;
-
-/// Consumer group the CLI reads the dead-letter topic with.
-pub const DEAD_LETTER_GROUP: &str = "eventbus-dead-letters";
 
 /// Settings and how to reach the backend and the store.
 pub struct Context {
@@ -26,6 +23,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// The dead-letter topic, read by the group that keeps dead letters
+    /// (`DEAD_LETTER_SUBSCRIPTION`).
+    pub fn dead_letters(&self) -> SubscriptionConfig {
+        SubscriptionConfig::new(
+            &self.settings.dead_letter_topic,
+            &self.settings.dead_letter_subscription,
+        )
+    }
+
     /// A context for these settings and store schema.
     pub fn new(settings: BusSettings, schema: String) -> Result<Self, CliError> {
         let store = StoreSettings::from_settings(&settings)?;

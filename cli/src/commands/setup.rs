@@ -1,11 +1,9 @@
 //! `eventbus setup`: create subscriptions and the dead-letter wiring before anything runs.
 
-use event_bus_core::SubscriptionConfig;
-
 use crate::args::SetupArgs;
 use crate::error::CliError;
 
-use super::{Context, DEAD_LETTER_GROUP};
+use super::Context;
 
 /// Joins and leaves each subscription once, so the backend creates what it needs; on a
 /// backend that keeps events, they then wait for their handler from now on.
@@ -25,7 +23,7 @@ pub async fn run(context: &Context, args: SetupArgs) -> Result<(), CliError> {
             );
         }
     }
-    let dead_letters = SubscriptionConfig::new(bus.topics().dead_letter_topic(), DEAD_LETTER_GROUP);
+    let dead_letters = context.dead_letters();
     bus.broker().subscribe(&dead_letters).await?.close().await?;
     println!(
         "dead letters: topic {}, subscription {}",

@@ -10,7 +10,10 @@ pub use capabilities::Capabilities;
 pub use delivery::{Delivery, Nack};
 pub use publisher::Publisher;
 pub use subscriber::{Subscriber, Subscription};
-pub use subscription_config::{DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, SubscriptionConfig};
+pub use subscription_config::{
+    DEFAULT_DEAD_LETTER_SUBSCRIPTION, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+    SubscriptionConfig,
+};
 
 /// A backend: a publisher and a subscriber over one broker, with its capabilities.
 pub trait Broker: Publisher + Subscriber {

@@ -10,6 +10,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 /// How long a handler may run unless told otherwise (`WORKER_TIMEOUT`).
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The consumer group that keeps dead letters when `DEAD_LETTER_SUBSCRIPTION` is not set.
+pub const DEFAULT_DEAD_LETTER_SUBSCRIPTION: &str = "eventbus-dead-letters";
+
 /// Topic, consumer group and delivery policy of one subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionConfig {
@@ -28,6 +31,10 @@ pub struct SubscriptionConfig {
     pub retry: RetryPolicy,
     /// Where events go that cannot be handled; `None` keeps retrying forever.
     pub dead_letter_topic: Option<String>,
+    /// The consumer group that keeps the dead-letter topic's messages until `eventbus dlq`
+    /// reads them. Backends that keep messages only for groups that exist (Pub/Sub, RabbitMQ)
+    /// create it together with the dead-letter topic, so no dead letter is dropped.
+    pub dead_letter_subscription: String,
     /// Attempts before a failing event is dead-lettered.
     pub max_delivery_attempts: u32,
     /// Only events whose `tenant_id` attribute names this tenant are handled; others are
@@ -51,6 +58,7 @@ impl SubscriptionConfig {
             handler_timeout: Some(DEFAULT_HANDLER_TIMEOUT),
             retry: RetryPolicy::default(),
             dead_letter_topic: None,
+            dead_letter_subscription: DEFAULT_DEAD_LETTER_SUBSCRIPTION.to_owned(),
             max_delivery_attempts: 5,
             tenant: None,
             ephemeral: false,
@@ -97,6 +105,14 @@ impl SubscriptionConfig {
     #[must_use]
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the consumer group that keeps dead letters (see
+    /// [`dead_letter_subscription`](Self::dead_letter_subscription)).
+    #[must_use]
+    pub fn dead_letter_subscription(mut self, group: impl Into<String>) -> Self {
+        self.dead_letter_subscription = group.into();
         self
     }
 

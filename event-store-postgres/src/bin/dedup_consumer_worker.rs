@@ -1,10 +1,13 @@
-//! A consumer process for the shared-dedup test: handles `order.placed` events as the handler
-//! `billing` on the bus the environment describes (`connect_bus`, so
-//! `EVENT_BUS_DEDUP_STORE=postgres` works), until its standard input closes.
+//! A consumer process for the shared-dedup, member-crash and slow-handler tests: handles
+//! `order.placed` events as the handler `billing` on the bus the environment describes
+//! (`connect_bus`, so `EVENT_BUS_DEDUP_STORE=postgres` works), until its standard input closes
+//! or it is killed. The handler takes `TEST_HANDLER_MILLIS` milliseconds (default 0); with
+//! `TEST_EPHEMERAL_HANDLER=name` it is that handler instead, in an instance-scoped group.
 //!
-//! Prints `ready` once subscribed, `handled <event-id>` each time the handler runs, and
-//! `settled <n> dead-lettered <m>` whenever the subscription's count of settled deliveries
-//! (handled, duplicates acknowledged, skipped, dead-lettered) changes.
+//! Prints `ready` once subscribed, `started <event-id>` when the handler starts,
+//! `handled <event-id>` when it finishes, and `settled <n> dead-lettered <m>` whenever the
+//! subscription's count of settled deliveries (handled, duplicates acknowledged, skipped,
+//! dead-lettered) changes.
 
 use std::error::Error;
 use std::io::Read;
@@ -28,13 +31,22 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let bus = connect_bus(BusSettings::from_env()?).await?;
-    let handler = handler_fn(|event| {
-        println!("handled {}", event.id);
-        async { Ok::<(), HandlerError>(()) }
+    let takes = Duration::from_millis(
+        std::env::var("TEST_HANDLER_MILLIS").map_or(Ok(0), |millis| millis.parse())?,
+    );
+    let handler = handler_fn(move |event| {
+        println!("started {}", event.id);
+        async move {
+            tokio::time::sleep(takes).await;
+            println!("handled {}", event.id);
+            Ok::<(), HandlerError>(())
+        }
     });
-    let subscription = bus
-        .subscribe(bus.subscription("order.placed", "billing"), handler)
-        .await?;
+    let config = match std::env::var("TEST_EPHEMERAL_HANDLER") {
+        Ok(name) => bus.subscription("order.placed", &name).ephemeral(),
+        Err(_) => bus.subscription("order.placed", "billing"),
+    };
+    let subscription = bus.subscribe(config, handler).await?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     std::thread::spawn(move || {

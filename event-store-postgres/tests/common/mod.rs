@@ -92,3 +92,6 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .await
         .expect("connect to Redis")
 }
+
+#[cfg(feature = "dedup-worker")]
+pub mod workers;
