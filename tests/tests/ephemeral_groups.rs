@@ -1,7 +1,8 @@
 //! Instance-scoped consumer groups (`SubscriptionConfig::ephemeral`, as saga replies and
 //! `eventbus tail` use them) are removed from the broker when their owner stops: after ten
-//! start/stop cycles, the broker holds none of them. Against Redis (127.0.0.1:6379) and
-//! RabbitMQ (127.0.0.1:5672) and NATS (127.0.0.1:4222).
+//! start/stop cycles, the broker holds none of them. Against Redis (127.0.0.1:6379),
+//! RabbitMQ (127.0.0.1:5672), NATS (127.0.0.1:4222) and Pub/Sub (the emulator at
+//! `PUBSUB_EMULATOR_HOST`).
 
 use std::time::Duration;
 
@@ -146,4 +147,64 @@ async fn nats_holds_no_consumer_of_a_stopped_instance() {
         groups.len()
     );
     jetstream.delete_stream(&topic).await.unwrap();
+}
+
+#[cfg(feature = "pubsub")]
+#[tokio::test]
+async fn pubsub_holds_no_subscription_of_a_stopped_instance() {
+    use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions};
+    use event_bus_core::{Subscriber, SubscriptionConfig};
+
+    let host =
+        std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".to_owned());
+    let prefix = prefix();
+    let vars = [
+        ("EVENT_BUS_TYPE", "pubsub"),
+        ("PUBSUB_EMULATOR_HOST", host.as_str()),
+        ("GCP_PROJECT_ID", "ephemeral-tests"),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+    ];
+    let (topic, groups) = start_and_stop(&vars).await;
+    let settings = BusSettings::from_vars(vars).unwrap();
+    let broker = PubSubBroker::connect(PubSubOptions::from_settings(&settings).unwrap())
+        .await
+        .unwrap();
+    let mut left = Vec::new();
+    for group in &groups {
+        if broker
+            .client()
+            .subscription(group)
+            .exists(None)
+            .await
+            .unwrap()
+        {
+            left.push(group.clone());
+        }
+    }
+    assert!(left.is_empty(), "subscriptions left: {left:?}");
+
+    // While its owner lives, the group carries Pub/Sub's shortest expiry, so it goes a day
+    // after an owner that died without closing.
+    let group = format!("{prefix}-live");
+    let live = broker
+        .subscribe(&SubscriptionConfig::new(&topic, &group).ephemeral())
+        .await
+        .unwrap();
+    let (_, stored) = broker
+        .client()
+        .subscription(&group)
+        .config(None)
+        .await
+        .unwrap();
+    let ttl = stored.expiration_policy.and_then(|policy| policy.ttl);
+    assert_eq!(ttl.map(|ttl| ttl.seconds), Some(86_400));
+    live.close().await.unwrap();
+    assert!(
+        !broker
+            .client()
+            .subscription(&group)
+            .exists(None)
+            .await
+            .unwrap()
+    );
 }

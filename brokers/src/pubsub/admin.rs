@@ -14,6 +14,12 @@ use super::{PubSubError, request_error};
 /// Fewest and most delivery attempts Pub/Sub's dead-letter policy allows.
 const NATIVE_ATTEMPTS: (i32, i32) = (5, 100);
 
+/// How long an instance-scoped subscription outlives its owner: Pub/Sub's shortest expiry.
+const INSTANCE_SCOPED_EXPIRY: prost_types::Duration = prost_types::Duration {
+    seconds: 24 * 60 * 60,
+    nanos: 0,
+};
+
 /// Creates and inspects topics and subscriptions of one project.
 #[derive(Clone)]
 pub(super) struct Admin {
@@ -27,6 +33,9 @@ pub(super) struct Wanted {
     pub(super) filter: String,
     pub(super) dead_letter: Option<DeadLetterPolicy>,
     pub(super) ack_deadline_seconds: i32,
+    /// An instance's own group: it expires after a day unused (Pub/Sub's shortest expiry)
+    /// and is deleted when its member closes.
+    pub(super) instance_scoped: bool,
 }
 
 impl Admin {
@@ -63,6 +72,7 @@ impl Admin {
                     max_delivery_attempts: dead_letter_attempts(config.max_delivery_attempts),
                 }),
             ack_deadline_seconds,
+            instance_scoped: config.ephemeral,
         }
     }
 
@@ -131,6 +141,7 @@ impl Admin {
             filter: String::new(),
             dead_letter: None,
             ack_deadline_seconds: wanted.ack_deadline_seconds,
+            instance_scoped: false,
         };
         Box::pin(self.ensure_subscription(&keeper, &plain))
             .await
@@ -173,9 +184,12 @@ impl Admin {
             enable_message_ordering: wanted.ordering,
             filter: wanted.filter.clone(),
             dead_letter_policy: wanted.dead_letter.clone(),
-            // A subscription of the bus never expires for lack of activity (GCP's default is
-            // 31 days), since its messages would be lost with it.
-            expiration_policy: Some(ExpirationPolicy { ttl: None }),
+            // A durable group never expires for lack of activity (GCP's default is 31 days),
+            // since its messages would be lost with it; an instance's own expires once its
+            // owner is gone.
+            expiration_policy: Some(ExpirationPolicy {
+                ttl: wanted.instance_scoped.then_some(INSTANCE_SCOPED_EXPIRY),
+            }),
             ..PubSubConfig::default()
         };
         match subscription.create(topic_path, config, None).await {

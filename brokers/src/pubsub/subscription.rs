@@ -32,6 +32,8 @@ pub(super) struct PubSubSubscription {
     received: mpsc::Receiver<Result<ReceivedMessage, BusError>>,
     tenant: Option<String>,
     source_topics: HashMap<String, Option<String>>,
+    /// Delete the subscription on close (an instance's own group).
+    instance_scoped: bool,
 }
 
 impl PubSubSubscription {
@@ -44,6 +46,7 @@ impl PubSubSubscription {
     ) -> Self {
         let in_flight = config.max_in_flight.max(1);
         let leases = kept_leased(subscription.clone(), wanted.ack_deadline_seconds);
+        let instance_scoped = wanted.instance_scoped;
         let (sender, received) = mpsc::channel(in_flight);
         let recreate = Recreate {
             admin: admin.clone(),
@@ -64,6 +67,7 @@ impl PubSubSubscription {
             received,
             tenant: config.tenant.clone(),
             source_topics: HashMap::new(),
+            instance_scoped,
         }
     }
 
@@ -168,7 +172,8 @@ impl Subscription for PubSubSubscription {
         }
     }
 
-    /// Stops pulling and hands back everything received and not settled.
+    /// Stops pulling and hands back everything received and not settled; an instance's own
+    /// group is deleted instead.
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
         self.shared.closed.close();
         let mut held = Vec::new();
@@ -184,6 +189,17 @@ impl Subscription for PubSubSubscription {
             state.keys.clear();
         }
         held.extend(self.shared.leases.take_all());
+        let subscription = &self.shared.subscription;
+        if self.instance_scoped {
+            return match subscription.delete(None).await {
+                Err(status) if status.code() != Code::NotFound => Err(super::request_error(
+                    "delete subscription",
+                    &subscription.id(),
+                    status,
+                )),
+                _ => Ok(()),
+            };
+        }
         set_deadline(&self.shared.subscription, held, 0)
             .await
             .map_err(|status| super::request_error("nack", &self.shared.subscription.id(), status))
