@@ -1,7 +1,7 @@
 //! Two consumer processes in one consumer group, deduplicating in PostgreSQL
 //! (`EVENT_BUS_DEDUP_STORE=postgres`): ten events, each published twice, are handled exactly ten
-//! times in all, on RabbitMQ and on Kafka (at `KAFKA_BOOTSTRAP_SERVERS`, default
-//! 127.0.0.1:9092, which the test command starts).
+//! times in all, on RabbitMQ, Kafka (at `KAFKA_BOOTSTRAP_SERVERS`, default 127.0.0.1:9092, which
+//! the test command starts), Pub/Sub (the emulator at `PUBSUB_EMULATOR_HOST`) and NATS.
 #![cfg(feature = "dedup-worker")]
 
 mod common;
@@ -65,4 +65,14 @@ async fn two_rabbitmq_processes_handle_each_duplicated_event_once() {
 #[tokio::test]
 async fn two_kafka_processes_handle_each_duplicated_event_once() {
     two_consumers_handle_duplicates_once("kafka").await;
+}
+
+#[tokio::test]
+async fn two_pubsub_processes_handle_each_duplicated_event_once() {
+    two_consumers_handle_duplicates_once("pubsub").await;
+}
+
+#[tokio::test]
+async fn two_nats_processes_handle_each_duplicated_event_once() {
+    two_consumers_handle_duplicates_once("nats").await;
 }
