@@ -41,8 +41,14 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> String {
+        self.run_with(&[], args)
+    }
+
+    /// Runs `eventbus` with `vars` set on top of the test's own.
+    fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> String {
         let output = self
             .eventbus()
+            .envs(vars.iter().copied())
             .args(args)
             .assert()
             .success()
@@ -334,25 +340,14 @@ async fn a_pubsub_dead_letter_is_listed_by_dlq_list() {
     }
     bus.shutdown().await.unwrap();
 
-    let list = |args: &[&str]| {
-        let mut command = env.eventbus();
-        for (name, value) in vars {
-            command.env(name, value);
-        }
-        let output = command
-            .args(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(output).unwrap()
-    };
-    let listed = list(&["dlq", "list"]);
+    let listed = env.run_with(&vars, &["dlq", "list"]);
     assert!(listed.ends_with("1 dead letters\n"), "{listed}");
     assert!(
         listed.contains("order.placed  permanent-failure"),
         "{listed}"
     );
-    assert!(list(&["dlq", "list", "--no-pull"]).ends_with("1 dead letters\n"));
+    assert!(
+        env.run_with(&vars, &["dlq", "list", "--no-pull"])
+            .ends_with("1 dead letters\n")
+    );
 }

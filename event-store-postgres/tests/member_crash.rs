@@ -226,22 +226,12 @@ async fn redis_killed_owners_instance_scoped_group_is_removed() {
         groups
             .iter()
             .filter_map(|group| match group {
-                redis::Value::Map(fields) => fields.iter().find_map(|(k, v)| match (k, v) {
-                    (redis::Value::BulkString(k), redis::Value::BulkString(v))
-                        if k.as_slice() == b"name" =>
-                    {
-                        Some(String::from_utf8_lossy(v).into_owned())
-                    }
-                    _ => None,
-                }),
-                redis::Value::Array(fields) => fields.chunks(2).find_map(|pair| match pair {
-                    [redis::Value::BulkString(k), redis::Value::BulkString(v)]
-                        if k.as_slice() == b"name" =>
-                    {
-                        Some(String::from_utf8_lossy(v).into_owned())
-                    }
-                    _ => None,
-                }),
+                redis::Value::Map(fields) => group_name(fields.iter().map(|(k, v)| (k, v))),
+                redis::Value::Array(fields) => group_name(
+                    fields
+                        .chunks(2)
+                        .filter_map(|pair| Some((pair.first()?, pair.get(1)?))),
+                ),
                 _ => None,
             })
             .collect::<BTreeSet<String>>()
@@ -276,4 +266,16 @@ async fn redis_killed_owners_instance_scoped_group_is_removed() {
         BTreeSet::new(),
         "a clean stop removes its own group"
     );
+}
+
+/// The `name` field of an `XINFO GROUPS` entry (a map in RESP3, pairs in RESP2).
+fn group_name<'a>(
+    mut fields: impl Iterator<Item = (&'a redis::Value, &'a redis::Value)>,
+) -> Option<String> {
+    fields.find_map(|field| match field {
+        (redis::Value::BulkString(k), redis::Value::BulkString(v)) if k.as_slice() == b"name" => {
+            Some(String::from_utf8_lossy(v).into_owned())
+        }
+        _ => None,
+    })
 }
