@@ -21,6 +21,7 @@ async fn through_the_bus(url: &str, topic_prefix: &str) -> Measured {
         url: url.to_owned(),
         ack_deadline: Duration::from_secs(30),
         stream_max_len: None,
+        tls: Default::default(),
     };
     let broker = Arc::new(RedisBroker::connect(options).await.expect("connect"));
     let settings =

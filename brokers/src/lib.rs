@@ -130,7 +130,7 @@ pub async fn connect_with_dedup_store(
 async fn redis_dedup_store(settings: &BusSettings) -> Result<Arc<dyn DedupStore>, ConnectError> {
     let options = crate::redis::RedisOptions::from_settings(settings)?;
     let prefix = format!("{}-dedup", settings.topic_prefix);
-    let store = crate::redis::RedisDedupStore::connect(&options.url, &prefix)
+    let store = crate::redis::RedisDedupStore::connect_with(&options, &prefix)
         .await
         .map_err(|source| ConnectError::Connect {
             backend: "redis",

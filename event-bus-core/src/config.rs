@@ -87,6 +87,22 @@ impl SettingsSource {
         self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
+    /// Every variable whose name starts with `prefix` (case-insensitive): the rest of its
+    /// name in lower case, and its value.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let prefix = prefix.to_ascii_lowercase();
+        let mut found: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix(&prefix)?;
+                (!rest.is_empty()).then(|| (rest.to_owned(), value.clone()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Deserializes a settings struct whose fields are variable names in lower case, parsing
     /// numbers and booleans.
     pub fn read<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {

@@ -33,6 +33,7 @@ pub mod idempotency;
 pub mod kit;
 pub mod memory;
 pub mod message;
+pub mod redact;
 pub mod retry;
 pub mod telemetry;
 pub mod testing;

@@ -20,7 +20,7 @@ struct Variables {
 }
 
 /// Where the store is and how it keeps events.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     /// `DATABASE_URL`: PostgreSQL of the event store, outbox and parked dead letters.
     pub database_url: String,
@@ -31,6 +31,20 @@ pub struct StoreSettings {
     pub ttl_days: Option<u32>,
     /// `EVENT_STORE_SCHEMA`: PostgreSQL schema of the store (default `event_store`).
     pub schema: String,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field(
+                "database_url",
+                &event_bus_core::redact::redacted_url(&self.database_url),
+            )
+            .field("snapshot_interval", &self.snapshot_interval)
+            .field("ttl_days", &self.ttl_days)
+            .field("schema", &self.schema)
+            .finish()
+    }
 }
 
 impl StoreSettings {

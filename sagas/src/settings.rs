@@ -27,7 +27,7 @@ pub const VARIABLES: &[&str] = &[
 pub struct SettingsError(#[from] config::ConfigError);
 
 /// Everything the orchestrator reads from its environment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SagaSettings {
     /// `ENABLE_SAGAS`: when false, no saga starts (default true).
     pub enabled: bool,
@@ -53,6 +53,25 @@ pub struct SagaSettings {
     /// (default 10); renewed every third of it, so another instance takes over the sagas of
     /// one that died within about this long.
     pub lease: Duration,
+}
+
+impl std::fmt::Debug for SagaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaSettings")
+            .field("enabled", &self.enabled)
+            .field("timeout", &self.timeout)
+            .field("max_step_attempts", &self.max_step_attempts)
+            .field("max_compensation_attempts", &self.max_compensation_attempts)
+            .field("retry", &self.retry)
+            .field(
+                "database_url",
+                &event_bus_core::redact::redacted_url(&self.database_url),
+            )
+            .field("database_schema", &self.database_schema)
+            .field("database_pool_size", &self.database_pool_size)
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 #[derive(Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! A redis-server of the test's own, persisting every write (AOF, fsync always), on a free
-//! loopback port, so a test can restart it without touching anybody else's server.
+//! loopback port, so a test can restart it without touching anybody else's server. It may
+//! speak TLS only, with certificates made for it, and admit only a least-privileged user.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,31 +13,63 @@ use tempfile::TempDir;
 /// How long the server may take to answer after it was started.
 const STARTUP: Duration = Duration::from_secs(20);
 
+/// The user a TLS server admits; its password is [`TLS_PASSWORD`].
+pub const TLS_USER: &str = "bus";
+/// The password of [`TLS_USER`].
+pub const TLS_PASSWORD: &str = "tls-user-password-7d1f";
+/// What [`TLS_USER`] may do: the command groups the bus uses (streams, sorted sets, strings,
+/// hashes, keys, scripts, connection) on any key; no administration, no `FLUSHALL`.
+const TLS_USER_RULES: &str = "on ~* &* -@all +@stream +@sortedset +@string +@hash +@keyspace +@scripting +@connection -@dangerous +xinfo +time";
+
 /// A running redis-server child process, stopped by PID when dropped.
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
+    tls: bool,
     child: Mutex<Child>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port of 127.0.0.1 with its data in a new temporary folder.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that speaks TLS only (a CA of its own signs its certificate, see
+    /// [`ca_file`](Self::ca_file)) and admits only [`TLS_USER`].
+    pub fn start_tls() -> io::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> io::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let child = spawn(port, &dir)?;
+        if tls {
+            write_certificates(dir.path())?;
+        }
+        let child = spawn(port, &dir, tls)?;
         let server = Self {
             port,
             dir,
+            tls,
             child: Mutex::new(child),
         };
         server.wait_until_ready()?;
         Ok(server)
     }
 
-    /// The URL clients connect to.
+    /// The URL clients connect to (with the user's credentials over TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        if self.tls {
+            format!("rediss://{TLS_USER}:{TLS_PASSWORD}@127.0.0.1:{}", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// Stops the server (SIGTERM, by PID) and starts it again on the same port and data.
@@ -46,7 +79,7 @@ impl RedisServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stop(&mut child)?;
-        *child = spawn(self.port, &self.dir)?;
+        *child = spawn(self.port, &self.dir, self.tls)?;
         drop(child);
         self.wait_until_ready()
     }
@@ -54,7 +87,12 @@ impl RedisServer {
     fn wait_until_ready(&self) -> io::Result<()> {
         let deadline = Instant::now() + STARTUP;
         loop {
-            if ping(self.port).unwrap_or(false) {
+            let ready = if self.tls {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                ping(self.port).unwrap_or(false)
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -78,16 +116,50 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &TempDir) -> io::Result<Child> {
-    Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-        ])
+/// A CA, and a certificate for 127.0.0.1 it signed, as PEM files in `dir`.
+fn write_certificates(dir: &std::path::Path) -> io::Result<()> {
+    for (name, pem) in certificates().map_err(io::Error::other)? {
+        std::fs::write(dir.join(name), pem)?;
+    }
+    Ok(())
+}
+
+/// The CA's certificate, and the server's certificate and key, by file name.
+fn certificates() -> Result<[(&'static str, String); 3], rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate()?;
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
+        .signed_by(&server_key, &issuer)?;
+    Ok([
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server.pem()),
+        ("server.key", server_key.serialize_pem()),
+    ])
+}
+
+fn spawn(port: u16, dir: &TempDir, tls: bool) -> io::Result<Child> {
+    let mut command = Command::new("redis-server");
+    command.args(["--bind", "127.0.0.1", "--save", ""]);
+    if tls {
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        command
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &file("server.pem")])
+            .args(["--tls-key-file", &file("server.key")])
+            .args(["--tls-ca-cert-file", &file("ca.pem")])
+            .args(["--tls-auth-clients", "no"])
+            .args(["--user", "default", "off", "--user", TLS_USER])
+            .arg(format!(">{TLS_PASSWORD}"))
+            .args(TLS_USER_RULES.split_whitespace());
+    } else {
+        command.args(["--port", &port.to_string()]);
+    }
+    command
         .args(["--appendonly", "yes", "--appendfsync", "always"])
         .arg("--dir")
         .arg(dir.path())

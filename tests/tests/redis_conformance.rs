@@ -21,6 +21,7 @@ impl ConformanceTarget for Redis {
             url: self.0.url(),
             ack_deadline: Duration::from_secs(2),
             stream_max_len: None,
+            tls: Default::default(),
         };
         Arc::new(
             RedisBroker::connect(options)

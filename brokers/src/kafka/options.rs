@@ -1,5 +1,7 @@
 //! How the Kafka backend connects, batches and names its clients, from its own variables.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use event_bus_core::{BusSettings, ConfigError};
@@ -42,11 +44,17 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Room for what a record adds to the bytes the bus counts: the record batch header, each
 /// record's framing, and the backend's retry headers on a retry topic.
 const RECORD_FRAMING_BYTES: usize = 16 * 1024;
+/// Variables named `KAFKA_PROPERTY_{NAME}` set the librdkafka property `name` (underscores as
+/// dots, in lower case): `KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL` is `security.protocol`.
+pub const PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
+/// Parts of a property name that mark its value as a secret, never printed.
+const SECRET_PROPERTY_PARTS: &[&str] = &["password", "secret", "key", "token", "jaas"];
 /// Largest `message.max.bytes` librdkafka accepts.
 const LIBRDKAFKA_MAX_MESSAGE_BYTES: usize = 1_000_000_000;
 
-/// Connection, producer and topic settings of the Kafka backend.
-#[derive(Clone, Debug)]
+/// Connection, producer and topic settings of the Kafka backend. `Debug` hides the values of
+/// secret properties.
+#[derive(Clone)]
 pub struct KafkaOptions {
     /// `bootstrap.servers`, such as `127.0.0.1:9092`.
     pub bootstrap_servers: String,
@@ -75,6 +83,46 @@ pub struct KafkaOptions {
     /// `BusError::MessageTooLarge` before it reaches the producer; the producer's
     /// `message.max.bytes` and the created topics' `max.message.bytes` leave room for it.
     pub max_message_bytes: usize,
+    /// Any other librdkafka property (TLS, SASL, ...), set on every client after the bus's
+    /// own, so it can override them; an unknown name fails `connect`.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_secret(name) {
+                    "***"
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaOptions")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("linger", &self.linger)
+            .field("batch_size", &self.batch_size)
+            .field("enable_idempotence", &self.enable_idempotence)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("session_timeout", &self.session_timeout)
+            .field("max_poll_interval", &self.max_poll_interval)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+/// Whether a librdkafka property's value is a secret (a password, key or token).
+fn is_secret(name: &str) -> bool {
+    SECRET_PROPERTY_PARTS.iter().any(|part| name.contains(part))
 }
 
 impl KafkaOptions {
@@ -107,7 +155,21 @@ impl KafkaOptions {
             delivery_timeout: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
             max_message_bytes: settings.max_message_bytes,
+            properties: settings
+                .source
+                .with_prefix(PROPERTY_PREFIX)
+                .into_iter()
+                .map(|(name, value)| (name.replace('_', "."), value))
+                .collect(),
         })
+    }
+
+    /// `config` with the user's properties set last.
+    fn with_properties(&self, mut config: ClientConfig) -> ClientConfig {
+        for (name, value) in &self.properties {
+            config.set(name, value);
+        }
+        config
     }
 
     /// `message.max.bytes` of the clients and `max.message.bytes` of created topics: the
@@ -129,7 +191,7 @@ impl KafkaOptions {
                 RECONNECT_BACKOFF_MAX.as_millis().to_string(),
             )
             .set("log_level", "3");
-        config
+        self.with_properties(config)
     }
 
     /// Settings of the producer: every publish waits for all in-sync replicas.
@@ -144,7 +206,7 @@ impl KafkaOptions {
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().max(1).to_string(),
             );
-        config
+        self.with_properties(config)
     }
 
     /// Settings of one consumer-group member: offsets are stored by the backend only for the
@@ -169,7 +231,7 @@ impl KafkaOptions {
                 "max.poll.interval.ms",
                 self.max_poll_interval.as_millis().max(session).to_string(),
             );
-        config
+        self.with_properties(config)
     }
 }
 
@@ -211,5 +273,42 @@ mod tests {
             KafkaOptions::from_settings(&settings),
             Err(ConfigError::Source(_))
         ));
+    }
+
+    #[test]
+    fn kafka_property_variables_reach_librdkafka_and_secrets_stay_out_of_debug() {
+        let settings = BusSettings::from_vars([
+            ("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_PROPERTY_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_PROPERTY_SASL_USERNAME", "bus"),
+            ("KAFKA_PROPERTY_SASL_PASSWORD", "kafka-secret-5e2"),
+            ("KAFKA_PROPERTY_ACKS", "1"),
+        ])
+        .unwrap();
+        let options = KafkaOptions::from_settings(&settings).unwrap();
+        // librdkafka's own view of the configuration, not the bus's map.
+        let native = options.producer_config().create_native_config().unwrap();
+        assert_eq!(native.get("security.protocol").unwrap(), "sasl_ssl");
+        assert_eq!(native.get("sasl.mechanisms").unwrap(), "SCRAM-SHA-512");
+        assert_eq!(native.get("sasl.username").unwrap(), "bus");
+        assert_eq!(native.get("acks").unwrap(), "1", "the user's value wins");
+        let consumer = options.consumer_config("g").create_native_config().unwrap();
+        assert_eq!(consumer.get("security.protocol").unwrap(), "sasl_ssl");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("kafka-secret-5e2"), "{shown}");
+        assert!(shown.contains(r#""sasl.password": "***""#), "{shown}");
+    }
+
+    #[test]
+    fn an_unknown_kafka_property_is_refused_by_name() {
+        let settings = BusSettings::from_vars([("KAFKA_PROPERTY_NO_SUCH_THING", "1")]).unwrap();
+        let options = KafkaOptions::from_settings(&settings).unwrap();
+        let error = options
+            .producer_config()
+            .create_native_config()
+            .err()
+            .expect("librdkafka knows no such property")
+            .to_string();
+        assert!(error.contains("no.such.thing"), "{error}");
     }
 }

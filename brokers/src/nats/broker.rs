@@ -71,16 +71,16 @@ async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError>
         Ok(Ok(client)) => Ok(client),
         Ok(Err(source)) if source.kind() == async_nats::ConnectErrorKind::TimedOut => {
             Err(NatsError::Unreachable {
-                url: options.url.clone(),
+                url: event_bus_core::redact::redacted_url(&options.url),
                 timeout: options.connect_timeout,
             })
         }
         Ok(Err(source)) => Err(NatsError::Connect {
-            url: options.url.clone(),
+            url: event_bus_core::redact::redacted_url(&options.url),
             source,
         }),
         Err(_) => Err(NatsError::Unreachable {
-            url: options.url.clone(),
+            url: event_bus_core::redact::redacted_url(&options.url),
             timeout: options.connect_timeout,
         }),
     }
@@ -92,14 +92,14 @@ async fn check_jetstream(client: &async_nats::Client, url: &str) -> Result<(), N
         .request("$JS.API.INFO", bytes::Bytes::new())
         .await
         .map_err(|source| NatsError::NoJetStream {
-            url: url.to_owned(),
+            url: event_bus_core::redact::redacted_url(url),
             source,
         })?;
     let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
     match answer.get("error") {
         None => Ok(()),
         Some(error) => Err(NatsError::JetStreamRefused {
-            url: url.to_owned(),
+            url: event_bus_core::redact::redacted_url(url),
             description: error["description"]
                 .as_str()
                 .unwrap_or("no description")

@@ -28,7 +28,7 @@ pub enum StreamStorage {
 }
 
 /// Connection and stream settings of the NATS backend.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NatsOptions {
     /// `NATS_URL`: one server URL, or several separated by commas (default
     /// `nats://127.0.0.1:4222`); credentials may be part of it (`nats://user:pass@host:4222`).
@@ -49,6 +49,21 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// How long a publish waits for its acknowledgement, and a JetStream request for its answer.
     pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsOptions")
+            .field("url", &event_bus_core::redact::redacted_url(&self.url))
+            .field("storage", &self.storage)
+            .field("replicas", &self.replicas)
+            .field("max_age", &self.max_age)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 /// A `NATS_*` variable with a value the backend cannot use.

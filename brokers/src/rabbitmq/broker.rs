@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::kit::ClosedFlag;
+use event_bus_core::redact::redacted_url;
 use event_bus_core::{
     Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
     SubscriptionConfig,
@@ -17,7 +18,7 @@ use super::subscription::RabbitMqSubscription;
 use super::topology::Topology;
 
 /// How the RabbitMQ backend connects and what it declares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RabbitMqOptions {
     /// AMQP URL, such as `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub url: String,
@@ -27,6 +28,17 @@ pub struct RabbitMqOptions {
     pub publish_timeout: Duration,
     /// Queues unused this long are deleted by the broker; `None` keeps them.
     pub queue_expiry: Option<Duration>,
+}
+
+impl std::fmt::Debug for RabbitMqOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitMqOptions")
+            .field("url", &redacted_url(&self.url))
+            .field("exchange", &self.exchange)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("queue_expiry", &self.queue_expiry)
+            .finish()
+    }
 }
 
 /// Publishes to and consumes from RabbitMQ.

@@ -4,17 +4,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::kit::ClosedFlag;
+use event_bus_core::redact::redacted_url;
 use event_bus_core::{
     Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
     SubscriptionConfig,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::client::{RedisTls, client};
 use super::subscription::RedisSubscription;
 use super::{entry, redis_error};
 
 /// How the Redis Streams backend connects and behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Server URL, such as `redis://127.0.0.1:6379`.
     pub url: String,
@@ -22,6 +24,19 @@ pub struct RedisOptions {
     pub ack_deadline: Duration,
     /// Trim each stream to about this many entries.
     pub stream_max_len: Option<usize>,
+    /// TLS files, for a `rediss://` URL.
+    pub tls: RedisTls,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redacted_url(&self.url))
+            .field("ack_deadline", &self.ack_deadline)
+            .field("stream_max_len", &self.stream_max_len)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Publishes to and consumes from Redis Streams.
@@ -35,7 +50,7 @@ pub struct RedisBroker {
 impl RedisBroker {
     /// Connects to the server; the connection reconnects by itself after a failure.
     pub async fn connect(options: RedisOptions) -> Result<Self, BusError> {
-        let client = redis::Client::open(options.url.as_str()).map_err(redis_error)?;
+        let client = client(&options.url, &options.tls)?;
         let publisher = connection(&client).await?;
         Ok(Self {
             client,

@@ -33,12 +33,11 @@ pub struct RedisChannelBroker {
 pub struct MalformedFrame(&'static str);
 
 impl RedisChannelBroker {
-    /// Connects to the server at `url`, using channels under `prefix`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url).map_err(redis_error)?;
-        let publisher = connection(&client).await?;
+    /// Connects with `client`, using channels under `prefix`.
+    pub async fn connect(client: &redis::Client, prefix: &str) -> Result<Self, BusError> {
+        let publisher = connection(client).await?;
         Ok(Self {
-            client,
+            client: client.clone(),
             publisher,
             prefix: prefix.to_owned(),
             closed: ClosedFlag::default(),

@@ -7,7 +7,8 @@ use event_bus_core::BusError;
 use event_bus_core::idempotency::{Claim, DedupError, DedupStore};
 use redis::aio::ConnectionManager;
 
-use super::broker::connection;
+use super::broker::{RedisOptions, connection};
+use super::client::client;
 use super::redis_error;
 
 const IN_PROGRESS: &str = "in-progress";
@@ -30,8 +31,18 @@ impl RedisDedupStore {
     /// Connects to the server at `url`, keeping keys under `{prefix}:`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
         let client = redis::Client::open(url).map_err(redis_error)?;
+        Self::from_client(&client, prefix).await
+    }
+
+    /// Connects to the server `options` name (with their TLS files), keeping keys under
+    /// `{prefix}:`.
+    pub async fn connect_with(options: &RedisOptions, prefix: &str) -> Result<Self, BusError> {
+        Self::from_client(&client(&options.url, &options.tls)?, prefix).await
+    }
+
+    async fn from_client(client: &redis::Client, prefix: &str) -> Result<Self, BusError> {
         Ok(Self {
-            conn: connection(&client).await?,
+            conn: connection(client).await?,
             prefix: prefix.to_owned(),
         })
     }

@@ -26,6 +26,7 @@
 
 mod broker;
 mod channel;
+mod client;
 mod dedup_store;
 mod delivery;
 mod entry;
@@ -42,6 +43,7 @@ use crate::registry::{Backend, BackendError, Connected};
 
 pub use broker::{RedisBroker, RedisOptions};
 pub use channel::RedisChannelBroker;
+pub use client::{RedisTls, RedisTlsFileError};
 pub use dedup_store::RedisDedupStore;
 pub use settings::VARIABLES;
 
@@ -59,12 +61,12 @@ pub const BACKEND: Backend = Backend {
 /// `{topic prefix}-dedup:` so every process of a consumer group shares them.
 pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> {
     match RedisMode::from_settings(settings)? {
-        RedisMode::Channels { url, prefix } => Ok(Connected::broker(Arc::new(
-            RedisChannelBroker::connect(&url, &prefix).await?,
+        RedisMode::Channels { url, prefix, tls } => Ok(Connected::broker(Arc::new(
+            RedisChannelBroker::connect(&client::client(&url, &tls)?, &prefix).await?,
         ))),
         RedisMode::Streams(options) => {
             let dedup_prefix = format!("{}-dedup", settings.topic_prefix);
-            let store = RedisDedupStore::connect(&options.url, &dedup_prefix).await?;
+            let store = RedisDedupStore::connect_with(&options, &dedup_prefix).await?;
             Ok(Connected {
                 broker: Arc::new(RedisBroker::connect(options).await?),
                 dedup_store: Some(Arc::new(store)),

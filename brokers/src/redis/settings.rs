@@ -1,9 +1,12 @@
 //! The Redis backend's own variables.
 
+use std::path::PathBuf;
+
 use event_bus_core::{BusSettings, ConfigError};
 use serde::Deserialize;
 
 use super::broker::RedisOptions;
+use super::client::RedisTls;
 
 /// The variables the Redis backend reads.
 pub const VARIABLES: &[&str] = &[
@@ -11,6 +14,9 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_TRANSPORT",
     "REDIS_CHANNEL_PREFIX",
     "REDIS_STREAM_MAX_LEN",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_CERT_FILE",
+    "REDIS_TLS_KEY_FILE",
 ];
 
 /// Where the server is when `REDIS_EVENT_URL` is unset.
@@ -22,6 +28,19 @@ struct Variables {
     redis_transport: Option<String>,
     redis_channel_prefix: Option<String>,
     redis_stream_max_len: Option<usize>,
+    redis_tls_ca_file: Option<PathBuf>,
+    redis_tls_cert_file: Option<PathBuf>,
+    redis_tls_key_file: Option<PathBuf>,
+}
+
+impl Variables {
+    fn tls(&self) -> RedisTls {
+        RedisTls {
+            ca_file: self.redis_tls_ca_file.clone(),
+            cert_file: self.redis_tls_cert_file.clone(),
+            key_file: self.redis_tls_key_file.clone(),
+        }
+    }
 }
 
 /// Which Redis transport the settings choose.
@@ -29,7 +48,11 @@ pub(super) enum RedisMode {
     /// Streams with consumer groups.
     Streams(RedisOptions),
     /// Plain channels under a prefix, at this URL.
-    Channels { url: String, prefix: String },
+    Channels {
+        url: String,
+        prefix: String,
+        tls: RedisTls,
+    },
 }
 
 impl RedisOptions {
@@ -41,6 +64,7 @@ impl RedisOptions {
 
     fn from_variables(settings: &BusSettings, vars: Variables) -> Self {
         Self {
+            tls: vars.tls(),
             url: vars
                 .redis_event_url
                 .unwrap_or_else(|| DEFAULT_URL.to_owned()),
@@ -75,6 +99,7 @@ impl RedisMode {
                 Ok(Self::Streams(RedisOptions::from_variables(settings, vars)))
             }
             Some("channels") => Ok(Self::Channels {
+                tls: vars.tls(),
                 url: vars
                     .redis_event_url
                     .unwrap_or_else(|| DEFAULT_URL.to_owned()),
@@ -122,7 +147,7 @@ mod tests {
             ("REDIS_EVENT_URL", "redis://127.0.0.1:6380"),
         ])
         .unwrap();
-        let RedisMode::Channels { url, prefix } = RedisMode::from_settings(&settings).unwrap()
+        let RedisMode::Channels { url, prefix, .. } = RedisMode::from_settings(&settings).unwrap()
         else {
             panic!("channels expected");
         };
