@@ -89,6 +89,19 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/postgres"
         );
         assert_eq!(defaults.schema, "event_store");
+        assert_eq!(defaults.retention_mode, RetentionMode::Archive);
+        let delete = BusSettings::from_vars([("EVENT_STORE_RETENTION_MODE", "delete")]).unwrap();
+        assert_eq!(
+            StoreSettings::from_settings(&delete)
+                .unwrap()
+                .retention_mode,
+            RetentionMode::Delete
+        );
+        let unknown = BusSettings::from_vars([("EVENT_STORE_RETENTION_MODE", "shred")]).unwrap();
+        let error = StoreSettings::from_settings(&unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EVENT_STORE_RETENTION_MODE"), "{error}");
         let settings = BusSettings::from_vars([
             ("EVENT_STORE_SNAPSHOT_INTERVAL", "50"),
             ("EVENT_STORE_TTL_DAYS", "30"),
