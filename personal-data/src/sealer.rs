@@ -118,11 +118,10 @@ impl Sealer {
         let opened = match self.keys.key(&declaration.subject).await? {
             KeyState::Live(key) => {
                 for pointer in &declaration.pointers {
-                    if let Some(field) = envelope.payload.pointer_mut(pointer) {
-                        if let Some(plain) = open_field(&key, &declaration.subject, pointer, field)?
-                        {
-                            *field = plain;
-                        }
+                    if let Some(field) = envelope.payload.pointer_mut(pointer)
+                        && let Some(plain) = open_field(&key, &declaration.subject, pointer, field)?
+                    {
+                        *field = plain;
                     }
                 }
                 Opened::Decrypted
