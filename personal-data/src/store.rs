@@ -24,9 +24,10 @@ pub type SnapshotSubject = dyn Fn(&StreamId) -> Option<String> + Send + Sync;
 
 /// An event store whose stored events and snapshots hold personal data only sealed.
 ///
-/// Snapshots are sealed whole with the key of the subject [`snapshot_subject`]
-/// (Self::snapshot_subject) names, by default the stream's aggregate id; a snapshot whose
-/// subject was forgotten reads as none, so the state is rebuilt from the (erased) events.
+/// Snapshots are sealed whole with the key of the subject
+/// [`snapshot_subject`](Self::snapshot_subject) names, by default the stream's aggregate id; a
+/// snapshot whose subject was forgotten reads as none, so the state is rebuilt from the
+/// (erased) events.
 /// Upcasters of the inner store see personal fields sealed.
 pub struct SealedStore<S> {
     inner: S,

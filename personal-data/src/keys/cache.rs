@@ -9,7 +9,7 @@ use moka::sync::Cache;
 use super::{KeyState, KeyStore, KeyStoreError};
 
 /// How long a live key is cached by default.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_TTL: Duration = Duration::from_secs(60);
 const CAPACITY: u64 = 100_000;
 
 /// Caches another store's answers: a live key for `ttl`, a forgotten subject until the process
@@ -21,7 +21,7 @@ pub struct CachedKeyStore<K> {
 }
 
 impl<K: KeyStore> CachedKeyStore<K> {
-    /// A cache over `inner` keeping live keys for [`DEFAULT_TTL`].
+    /// A cache over `inner` keeping live keys for 60 seconds.
     pub fn new(inner: K) -> Self {
         Self::with_ttl(inner, DEFAULT_TTL)
     }
