@@ -36,7 +36,6 @@ fn request(user: &str, outcome: &str) -> PasswordResetRequested {
     PasswordResetRequested {
         request_id: format!("reset-{user}-{outcome}"),
         user_id: user.to_owned(),
-        email: format!("{user}@example.com"),
     }
 }
 

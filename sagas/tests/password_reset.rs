@@ -38,7 +38,6 @@ fn fixture(validity: Duration) -> Fixture {
     let request = PasswordResetRequested {
         request_id: format!("reset-{}", uuid::Uuid::now_v7().simple()),
         user_id: "u-5".to_owned(),
-        email: "u5@example.com".to_owned(),
     };
     Fixture {
         bus,

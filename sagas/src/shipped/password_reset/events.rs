@@ -1,26 +1,16 @@
 //! Domain events of a password reset.
 
 use event_bus_core::DomainEvent;
-use personal_data::PersonalData;
 use serde::{Deserialize, Serialize};
 
-/// A user asked to reset their password; starts the saga. The e-mail address is personal data.
+/// A user asked to reset their password; starts the saga. It names the user only: the e-mail
+/// service looks the address up, so neither the events nor the saga's stored state hold it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PasswordResetRequested {
     /// The request, also the token's id.
     pub request_id: String,
     /// The user.
     pub user_id: String,
-    /// Where the link goes.
-    pub email: String,
-}
-
-impl PersonalData for PasswordResetRequested {
-    const PERSONAL_FIELDS: &'static [&'static str] = &["email"];
-
-    fn data_subject(&self) -> String {
-        self.user_id.clone()
-    }
 }
 
 /// A reset token was issued and stored (only its digest is kept by the service).

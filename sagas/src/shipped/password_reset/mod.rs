@@ -60,13 +60,8 @@ pub trait PasswordResetServices: Send + Sync + 'static {
     ) -> Result<(), StepError>;
     /// Revokes the request's token, so it can no longer be used.
     async fn revoke_token(&self, request_id: &str) -> Result<(), StepError>;
-    /// Sends the e-mail with the reset link.
-    async fn send_reset_email(
-        &self,
-        request_id: &str,
-        user_id: &str,
-        email: &str,
-    ) -> Result<(), StepError>;
+    /// Sends the e-mail with the reset link to the user's address, which it looks up.
+    async fn send_reset_email(&self, request_id: &str, user_id: &str) -> Result<(), StepError>;
     /// Where the request's token stands.
     async fn token_status(&self, request_id: &str) -> Result<TokenStatus, StepError>;
     /// Tells the user what happened to their reset.
@@ -145,7 +140,7 @@ impl Step for SendEmail {
     async fn execute(&self, ctx: &StepContext) -> Result<serde_json::Value, StepError> {
         let request: PasswordResetRequested = ctx.trigger()?;
         self.0
-            .send_reset_email(&request.request_id, &request.user_id, &request.email)
+            .send_reset_email(&request.request_id, &request.user_id)
             .await?;
         ctx.publish(&PasswordResetEmailSent {
             request_id: request.request_id,
@@ -207,12 +202,7 @@ impl PasswordResetServices for ExampleServices {
             .await
     }
 
-    async fn send_reset_email(
-        &self,
-        request_id: &str,
-        _user_id: &str,
-        _email: &str,
-    ) -> Result<(), StepError> {
+    async fn send_reset_email(&self, request_id: &str, _user_id: &str) -> Result<(), StepError> {
         self.perform(
             "email.send_reset",
             &format!("reset_email:{request_id}"),
