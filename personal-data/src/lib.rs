@@ -7,6 +7,40 @@
 //! replays and rebuilt states see them decrypted while the key exists. [`Sealer::forget`]
 //! deletes the key: from then on every copy of the fields, in the store, snapshots, broker logs,
 //! dead letters or backups, reads as [`ERASED`].
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use event_bus_core::{BusSettings, EventBus, EventEnvelope, InMemoryBroker, Recorder};
+//! use personal_data::{DeclarePersonalData, ERASED, MemoryKeyStore, OpenLayer, Sealer, SealingBroker};
+//! use tower_layer::Layer;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sealer = Sealer::new(Arc::new(MemoryKeyStore::new()));
+//! let broker = SealingBroker::new(Arc::new(InMemoryBroker::new()), sealer.clone());
+//! let bus = EventBus::new(Arc::new(broker), BusSettings::default());
+//! let (wire, opened) = (Recorder::new(), Recorder::new());
+//! bus.subscribe(bus.subscription("user.registered", "audit"), wire.clone()).await?;
+//! bus.subscribe(
+//!     bus.subscription("user.registered", "welcome"),
+//!     OpenLayer::new(sealer.clone()).layer(opened.clone()),
+//! )
+//! .await?;
+//!
+//! let event = EventEnvelope::builder("user.registered", serde_json::json!({"email": "ada@example.com"}))
+//!     .personal_data("u-1", &["email"])
+//!     .build();
+//! bus.publish(&event).await?;
+//! let sealed = &wire.wait_for(1, Duration::from_secs(5)).await?[0];
+//! assert!(sealed.payload["email"].as_str().unwrap().starts_with("pdenc1:"));
+//! assert_eq!(opened.wait_for(1, Duration::from_secs(5)).await?[0].payload["email"], "ada@example.com");
+//!
+//! sealer.forget("u-1").await?;
+//! let mut copy = sealed.clone();
+//! sealer.open(&mut copy).await?;
+//! assert_eq!(copy.payload["email"], ERASED);
+//! bus.shutdown().await?;
+//! # Ok(()) }
+//! ```
 
 mod broker;
 mod declare;
