@@ -56,13 +56,14 @@ impl MasterKey {
 
     /// Reads `variable`, or the file `{variable}_FILE` names; `None` when neither is set.
     fn read(
+        lookup: &impl Fn(&str) -> Option<String>,
         variable: &'static str,
         file_variable: &'static str,
     ) -> Result<Option<Self>, MasterKeyError> {
-        if let Ok(text) = std::env::var(variable) {
+        if let Some(text) = lookup(variable) {
             return Self::from_base64(&text, variable).map(Some);
         }
-        let Ok(path) = std::env::var(file_variable) else {
+        let Some(path) = lookup(file_variable) else {
             return Ok(None);
         };
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
@@ -110,9 +111,14 @@ impl MasterKeys {
     /// From `PERSONAL_DATA_MASTER_KEY` (or `_FILE`), and `PERSONAL_DATA_PREVIOUS_MASTER_KEY`
     /// (or `_FILE`) when set.
     pub fn from_env() -> Result<Self, MasterKeyError> {
-        let current = MasterKey::read(MASTER_KEY, MASTER_KEY_FILE)?
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with the variables `lookup` gives.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MasterKeyError> {
+        let current = MasterKey::read(&lookup, MASTER_KEY, MASTER_KEY_FILE)?
             .ok_or(MasterKeyError::Missing(MASTER_KEY))?;
-        let previous = MasterKey::read(PREVIOUS_MASTER_KEY, PREVIOUS_MASTER_KEY_FILE)?;
+        let previous = MasterKey::read(&lookup, PREVIOUS_MASTER_KEY, PREVIOUS_MASTER_KEY_FILE)?;
         Ok(Self { current, previous })
     }
 
@@ -134,5 +140,67 @@ impl MasterKeys {
                 None => Err(error),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn lookup(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        }
+    }
+
+    #[test]
+    fn the_master_key_comes_from_the_variable_or_its_file() {
+        let keys = MasterKeys::from_lookup(lookup(&[(MASTER_KEY, KEY.to_owned())])).unwrap();
+        assert!(keys.previous.is_none());
+
+        let dir = std::env::temp_dir().join(format!("pd-master-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("master.key");
+        std::fs::write(&file, format!("{KEY}\n")).unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let from_file = MasterKeys::from_lookup(lookup(&[
+            (MASTER_KEY_FILE, path.clone()),
+            (PREVIOUS_MASTER_KEY, KEY.to_owned()),
+        ]))
+        .unwrap();
+        let wrapped = keys.wrap(b"data key", "u-1");
+        assert_eq!(
+            from_file.unwrap(&wrapped, "u-1").unwrap().0.as_slice(),
+            b"data key"
+        );
+        assert!(from_file.previous.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_malformed_master_key_is_named_never_shown() {
+        let missing = MasterKeys::from_lookup(lookup(&[])).unwrap_err();
+        assert!(missing.to_string().contains(MASTER_KEY_FILE), "{missing}");
+        let short = "c2hvcnQtc2VjcmV0";
+        let error = MasterKeys::from_lookup(lookup(&[(MASTER_KEY, short.to_owned())])).unwrap_err();
+        assert!(matches!(error, MasterKeyError::Malformed(MASTER_KEY)));
+        assert!(!error.to_string().contains(short));
+        let unreadable = MasterKeys::from_lookup(lookup(&[(
+            MASTER_KEY_FILE,
+            "/nonexistent/master.key".to_owned(),
+        )]))
+        .unwrap_err();
+        assert!(
+            unreadable.to_string().contains(MASTER_KEY_FILE),
+            "{unreadable}"
+        );
     }
 }
