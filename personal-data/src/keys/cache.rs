@@ -92,3 +92,33 @@ impl<K: KeyStore> KeyStore for CachedKeyStore<K> {
         Ok(held)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::MemoryKeyStore;
+
+    #[tokio::test]
+    async fn forgetting_through_the_cache_is_seen_at_once_and_for_good() {
+        let cache = CachedKeyStore::new(MemoryKeyStore::new());
+        assert!(matches!(cache.key("u-1").await.unwrap(), KeyState::Absent));
+        assert!(matches!(
+            cache.key_or_create("u-1").await.unwrap(),
+            KeyState::Live(_)
+        ));
+        assert!(matches!(cache.key("u-1").await.unwrap(), KeyState::Live(_)));
+        assert!(cache.forget("u-1").await.unwrap());
+        assert!(matches!(
+            cache.key("u-1").await.unwrap(),
+            KeyState::Forgotten
+        ));
+        assert!(matches!(
+            cache.key_or_create("u-1").await.unwrap(),
+            KeyState::Forgotten
+        ));
+        assert!(matches!(
+            cache.inner().key("u-1").await.unwrap(),
+            KeyState::Forgotten
+        ));
+    }
+}
