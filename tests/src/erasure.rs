@@ -1,6 +1,6 @@
 //! The erasure scenario every backend runs: a user's personal data published, stored,
-//! snapshotted and dead-lettered only sealed, then erased for good by the GDPR deletion saga,
-//! while another user's still reads.
+//! snapshotted, relayed through the outbox and dead-lettered only sealed, then erased for good
+//! by the GDPR deletion saga, while another user's still reads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use event_bus_core::{
 use event_bus_sagas::shipped::ExampleServices;
 use event_bus_sagas::shipped::gdpr_deletion::{self, UserDataDeletionRequested};
 use event_bus_sagas::{MemorySagaRepository, SagaOrchestrator, SagaSettings, SagaStatus};
+use event_store::outbox::{Outbox, OutboxRelay};
 use event_store::replay::Replayer;
 use event_store::store::{EventFilter, EventStore, EventStoreExt, ExpectedVersion, StreamId};
 use event_store_postgres::PgEventStore;
@@ -242,14 +243,18 @@ pub async fn erasure_reaches_every_copy<R: AsyncFn() -> Vec<Vec<u8>>>(
 
     for user in [&ALICE, &BOB] {
         let stream = StreamId::new("user", user.id);
-        for revision in 1..=2 {
-            let event = update(user, revision);
-            bus.publish(&event).await.expect("publish");
-            sealed_store
-                .append(&stream, ExpectedVersion::Any, vec![event])
-                .await
-                .expect("append");
-        }
+        // The first revision published and appended; the second appended with the outbox,
+        // which the relay below publishes.
+        let event = update(user, 1);
+        bus.publish(&event).await.expect("publish");
+        sealed_store
+            .append(&stream, ExpectedVersion::Any, vec![event])
+            .await
+            .expect("append");
+        sealed_store
+            .append_and_enqueue(&stream, ExpectedVersion::Any, vec![update(user, 2)])
+            .await
+            .expect("append and enqueue");
         let rebuilt = sealed_store
             .reconstruct_state(&stream, names, Vec::new())
             .await
@@ -257,6 +262,11 @@ pub async fn erasure_reaches_every_copy<R: AsyncFn() -> Vec<Vec<u8>>>(
         assert_eq!(rebuilt.state, [user.name, user.name]);
         assert!(rebuilt.snapshot_saved);
     }
+    let relayed = OutboxRelay::for_bus(sealed_store.clone(), &bus)
+        .relay_once()
+        .await
+        .expect("relay");
+    assert_eq!(relayed.published, 2);
     let delivered = profiles.wait_for(4, WAIT).await.expect("handled");
     assert!(
         delivered
