@@ -47,7 +47,7 @@ EVENT_BUS_TYPE=nats NATS_URL="nats://127.0.0.1:$NATS_PORT" EVENT_BUS_TOPIC_PREFI
   cargo run --locked -p event-bus-examples --bin user-registration
 
 step "the saga examples, on every backend"
-for saga_example in user_registration_saga gdpr_deletion_saga gdpr_export_saga voice_training_saga; do
+for saga_example in user_registration_saga gdpr_deletion_saga gdpr_export_saga voice_training_saga password_reset_saga; do
   cargo run --locked -p event-bus-sagas --example "$saga_example"
   EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" cargo run --locked -p event-bus-sagas --example "$saga_example"
 done

@@ -19,6 +19,7 @@ use crate::transport::{
 pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_TYPE",
     "EVENT_BUS_TOPIC_PREFIX",
+    "KAFKA_TOPIC_PREFIX",
     "EVENT_BUS_SUBSCRIPTION_PREFIX",
     "EVENT_BUS_ENABLE_ORDERING",
     "EVENT_BUS_ENABLE_BATCHING",
@@ -194,6 +195,7 @@ pub struct BusSettings {
 struct RawSettings {
     event_bus_type: Option<String>,
     event_bus_topic_prefix: Option<String>,
+    kafka_topic_prefix: Option<String>,
     event_bus_subscription_prefix: Option<String>,
     event_bus_enable_ordering: Option<bool>,
     event_bus_enable_batching: Option<bool>,
@@ -250,9 +252,24 @@ impl BusSettings {
     }
 
     fn from_raw(raw: RawSettings, source: SettingsSource) -> Result<Self, ConfigError> {
-        let topic_prefix = raw
-            .event_bus_topic_prefix
-            .unwrap_or_else(|| "events".to_owned());
+        let on_kafka = raw
+            .event_bus_type
+            .as_deref()
+            .is_some_and(|name| name.trim().eq_ignore_ascii_case("kafka"));
+        let kafka_prefix = raw
+            .kafka_topic_prefix
+            .filter(|prefix| on_kafka && !prefix.is_empty());
+        let topic_prefix = match (raw.event_bus_topic_prefix, kafka_prefix) {
+            (Some(prefix), Some(kafka)) if prefix != kafka => {
+                return Err(ConfigError::InvalidValue {
+                    variable: "KAFKA_TOPIC_PREFIX",
+                    value: kafka,
+                    expected: "unset, or the same as EVENT_BUS_TOPIC_PREFIX (on Kafka both name the topic prefix)",
+                });
+            }
+            (Some(prefix), _) | (None, Some(prefix)) => prefix,
+            (None, None) => "events".to_owned(),
+        };
         let dedup_store = raw
             .event_bus_dedup_store
             .map(|name| name.trim().to_ascii_lowercase())
@@ -308,6 +325,38 @@ impl BusSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_topic_prefix_names_the_topic_prefix_on_kafka() {
+        let kafka = BusSettings::from_vars([
+            ("EVENT_BUS_TYPE", "kafka"),
+            ("KAFKA_TOPIC_PREFIX", "orders"),
+        ])
+        .unwrap();
+        assert_eq!(kafka.topic_prefix, "orders");
+        assert_eq!(kafka.dead_letter_topic, "orders-dead-letter");
+        let redis = BusSettings::from_vars([
+            ("EVENT_BUS_TYPE", "redis"),
+            ("KAFKA_TOPIC_PREFIX", "orders"),
+        ])
+        .unwrap();
+        assert_eq!(redis.topic_prefix, "events", "only Kafka reads it");
+        let both = BusSettings::from_vars([
+            ("EVENT_BUS_TYPE", "kafka"),
+            ("EVENT_BUS_TOPIC_PREFIX", "orders"),
+            ("KAFKA_TOPIC_PREFIX", "orders"),
+        ])
+        .unwrap();
+        assert_eq!(both.topic_prefix, "orders");
+        let error = BusSettings::from_vars([
+            ("EVENT_BUS_TYPE", "kafka"),
+            ("EVENT_BUS_TOPIC_PREFIX", "orders"),
+            ("KAFKA_TOPIC_PREFIX", "billing"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("KAFKA_TOPIC_PREFIX"), "{error}");
+    }
 
     #[test]
     fn defaults_select_the_default_backend() {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use event_bus_core::Message;
 use event_bus_core::dead_letter::{DeadLetter, DeadLetterFilter, ParkedStore, ParkedStoreError};
 use sqlx::postgres::PgRow;
@@ -145,5 +146,17 @@ impl ParkedStore for PgParkedStore {
         .await
         .map_err(pg)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn expire_before(&self, cutoff: DateTime<Utc>) -> Result<u64, ParkedStoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM {} WHERE received_at < $1",
+            self.schema.table("parked_dead_letters")
+        ))
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(done.rows_affected())
     }
 }

@@ -36,7 +36,7 @@ impl Schema {
     }
 
     /// A table of the schema, quoted for SQL.
-    pub(crate) fn table(&self, table: &str) -> String {
+    pub fn table(&self, table: &str) -> String {
         format!("\"{}\".{table}", self.0)
     }
 

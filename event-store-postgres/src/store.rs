@@ -379,6 +379,18 @@ impl EventStore for PgEventStore {
         Ok(done.rows_affected())
     }
 
+    async fn expire_snapshots_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM {} WHERE taken_at < $1",
+            self.t("snapshots")
+        ))
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(done.rows_affected())
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT

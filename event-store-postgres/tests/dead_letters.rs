@@ -121,3 +121,31 @@ async fn dead_letters_are_retried_discarded_or_parked_per_event() {
     assert_eq!(handled.len(), 2, "the discarded event is never handled");
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn retention_deletes_parked_dead_letters_received_before_its_cutoff() {
+    let store = common::store(0).await;
+    let pg: Arc<dyn ParkedStore> = Arc::new(store.parked_store());
+    let memory: Arc<dyn ParkedStore> =
+        Arc::new(event_bus_core::dead_letter::MemoryParkedStore::new());
+    for parked in [pg, memory] {
+        let letter = |days_ago: i64| {
+            let event = EventEnvelope::builder("payment.requested", serde_json::json!({})).build();
+            let mut letter = DeadLetter::from_message(event.to_message().unwrap());
+            letter.received_at = chrono::Utc::now() - chrono::Duration::days(days_ago);
+            letter
+        };
+        let (old, recent) = (letter(40), letter(2));
+        parked.park(&old).await.unwrap();
+        parked.park(&recent).await.unwrap();
+        let report =
+            event_store::store::RetentionJob::new(30, event_store::store::RetentionMode::Delete)
+                .with_parked(parked.clone())
+                .run(&store)
+                .await
+                .unwrap();
+        assert_eq!(report.parked_expired, 1);
+        assert!(parked.get(old.id).await.unwrap().is_none());
+        assert!(parked.get(recent.id).await.unwrap().is_some());
+    }
+}

@@ -3,11 +3,14 @@
 use event_bus_core::{BusSettings, ConfigError};
 use serde::Deserialize;
 
+use crate::store::RetentionMode;
+
 /// The variables the event store reads.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "EVENT_STORE_SNAPSHOT_INTERVAL",
     "EVENT_STORE_TTL_DAYS",
+    "EVENT_STORE_RETENTION_MODE",
     "EVENT_STORE_SCHEMA",
 ];
 
@@ -16,6 +19,7 @@ struct Variables {
     database_url: Option<String>,
     event_store_snapshot_interval: Option<u64>,
     event_store_ttl_days: Option<u32>,
+    event_store_retention_mode: Option<String>,
     event_store_schema: Option<String>,
 }
 
@@ -29,6 +33,9 @@ pub struct StoreSettings {
     pub snapshot_interval: u64,
     /// `EVENT_STORE_TTL_DAYS`: age after which the retention job expires events (default: keep).
     pub ttl_days: Option<u32>,
+    /// `EVENT_STORE_RETENTION_MODE`: `archive` (default: expired events move to the archive
+    /// table) or `delete` (gone for good).
+    pub retention_mode: RetentionMode,
     /// `EVENT_STORE_SCHEMA`: PostgreSQL schema of the store (default `event_store`).
     pub schema: String,
 }
@@ -58,6 +65,17 @@ impl StoreSettings {
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
             snapshot_interval: vars.event_store_snapshot_interval.unwrap_or(100),
             ttl_days: vars.event_store_ttl_days,
+            retention_mode: match vars.event_store_retention_mode.as_deref() {
+                None | Some("" | "archive") => RetentionMode::Archive,
+                Some("delete") => RetentionMode::Delete,
+                Some(other) => {
+                    return Err(ConfigError::InvalidValue {
+                        variable: "EVENT_STORE_RETENTION_MODE",
+                        value: other.to_owned(),
+                        expected: "`archive` or `delete`",
+                    });
+                }
+            },
             schema: vars
                 .event_store_schema
                 .filter(|schema| !schema.is_empty())
@@ -85,6 +103,19 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/postgres"
         );
         assert_eq!(defaults.schema, "event_store");
+        assert_eq!(defaults.retention_mode, RetentionMode::Archive);
+        let delete = BusSettings::from_vars([("EVENT_STORE_RETENTION_MODE", "delete")]).unwrap();
+        assert_eq!(
+            StoreSettings::from_settings(&delete)
+                .unwrap()
+                .retention_mode,
+            RetentionMode::Delete
+        );
+        let unknown = BusSettings::from_vars([("EVENT_STORE_RETENTION_MODE", "shred")]).unwrap();
+        let error = StoreSettings::from_settings(&unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EVENT_STORE_RETENTION_MODE"), "{error}");
         let settings = BusSettings::from_vars([
             ("EVENT_STORE_SNAPSHOT_INTERVAL", "50"),
             ("EVENT_STORE_TTL_DAYS", "30"),

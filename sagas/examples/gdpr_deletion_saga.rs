@@ -1,5 +1,5 @@
 //! The GDPR data-deletion saga: billing, messages and recordings each delete the user's data
-//! and confirm. For a second user, recordings fails for good; the failure report names the
+//! and confirm, then the user's data key is forgotten. For a second user, recordings fails for good; the failure report names the
 //! services that confirmed and the one that did not. A third request hangs in messages past
 //! the deadline and is reported the same way.
 //!
@@ -19,6 +19,7 @@ use event_bus_core::DomainEvent;
 use event_bus_sagas::shipped::gdpr_deletion::{self, events::*};
 use event_bus_sagas::shipped::{ExampleServices, Fault};
 use event_bus_sagas::{MemorySagaRepository, SagaOrchestrator, SagaSettings, SagaStatus};
+use personal_data::{KeyState, KeyStore, MemoryKeyStore};
 
 const SERVICES: [&str; 3] = ["billing", "messages", "recordings"];
 
@@ -44,10 +45,12 @@ fn request(user: &str) -> UserDataDeletionRequested {
 async fn run() -> ExampleResult {
     let bus = connect().await?;
     let services = Arc::new(ExampleServices::new());
+    let keys = Arc::new(MemoryKeyStore::new());
     for user in ["u-1", "u-2", "u-3"] {
         for service in SERVICES {
             services.hold(&format!("{service}-data:{user}"));
         }
+        keys.key_or_create(user).await?;
     }
     let orchestrator = SagaOrchestrator::new(
         bus.clone(),
@@ -58,6 +61,7 @@ async fn run() -> ExampleResult {
     orchestrator.register(gdpr_deletion::definition(
         services.clone(),
         &SERVICES,
+        keys.clone(),
         deadline,
     ))?;
     let mut log = EventLog::subscribe(
@@ -80,6 +84,14 @@ async fn run() -> ExampleResult {
     .await?;
     expect(&state, SagaStatus::Completed)?;
     log.show(4).await?;
+    for user in ["u-1", "u-2"] {
+        let state = match keys.key(user).await? {
+            KeyState::Live(_) => "live",
+            KeyState::Forgotten => "forgotten",
+            KeyState::Absent => "absent",
+        };
+        println!("data key of {user}: {state}");
+    }
 
     services.fail("recordings.delete", Fault::Permanent);
     let state = run_saga(

@@ -22,6 +22,7 @@ use event_bus_sagas::{
     MemorySagaRepository, SagaDefinition, SagaOrchestrator, SagaRepository, SagaSettings,
     SagaState, SagaStatus, StartOutcome, StepPhase,
 };
+use personal_data::{KeyState, KeyStore, MemoryKeyStore};
 
 const SERVICES: [&str; 3] = ["billing", "messages", "recordings"];
 
@@ -75,9 +76,12 @@ impl Fixture {
     }
 }
 
-fn deletion_fixture(deadline: Duration) -> (Fixture, UserDataDeletionRequested) {
+fn deletion_fixture(
+    deadline: Duration,
+) -> (Fixture, UserDataDeletionRequested, Arc<MemoryKeyStore>) {
+    let keys = Arc::new(MemoryKeyStore::new());
     let f = fixture(settings(), |services| {
-        gdpr_deletion::definition(services, &SERVICES, deadline)
+        gdpr_deletion::definition(services, &SERVICES, keys.clone(), deadline)
     });
     let request = UserDataDeletionRequested {
         request_id: format!("del-{}", uuid::Uuid::now_v7().simple()),
@@ -86,12 +90,22 @@ fn deletion_fixture(deadline: Duration) -> (Fixture, UserDataDeletionRequested) 
     for service in SERVICES {
         f.services.hold(&format!("{service}-data:u-7"));
     }
-    (f, request)
+    (f, request, keys)
+}
+
+/// Makes the user's data key, as publishing their personal data would.
+async fn key_made(keys: &MemoryKeyStore, user: &str) {
+    assert!(matches!(
+        keys.key_or_create(user).await.unwrap(),
+        KeyState::Live(_)
+    ));
 }
 
 #[tokio::test]
 async fn gdpr_deletion_deletes_everywhere_and_confirms() {
-    let (f, request) = deletion_fixture(Duration::from_secs(30));
+    let (f, request, keys) = deletion_fixture(Duration::from_secs(30));
+    key_made(&keys, "u-7").await;
+    key_made(&keys, "u-8").await;
     let done = f.record::<UserDataDeleted>().await;
     let confirmations = record(&f.bus, "gdpr.data_deleted_in_service").await;
     let state = f.run(gdpr_deletion::SAGA, &request).await;
@@ -104,12 +118,32 @@ async fn gdpr_deletion_deletes_everywhere_and_confirms() {
     assert_eq!(event.request_id, request.request_id);
     let confirmed = confirmations.wait_for(3, WAIT).await.unwrap();
     assert!(confirmed.iter().all(|e| e.payload["records_deleted"] == 1));
+    let steps = f.repository.steps(state.id).await.unwrap();
+    let done_steps = succeeded(&steps, StepPhase::Action);
+    assert_eq!(
+        done_steps.last().map(String::as_str),
+        Some(gdpr_deletion::FORGET_STEP),
+        "forgetting runs last: {done_steps:?}"
+    );
+    assert!(matches!(
+        keys.key("u-7").await.unwrap(),
+        KeyState::Forgotten
+    ));
+    assert!(
+        matches!(
+            keys.key_or_create("u-7").await.unwrap(),
+            KeyState::Forgotten
+        ),
+        "no new key is made for a forgotten user"
+    );
+    assert!(matches!(keys.key("u-8").await.unwrap(), KeyState::Live(_)));
 }
 
 #[tokio::test]
 async fn gdpr_deletion_failing_at_any_service_is_reported_with_what_was_confirmed() {
     for failing in 0..SERVICES.len() {
-        let (f, request) = deletion_fixture(Duration::from_secs(30));
+        let (f, request, keys) = deletion_fixture(Duration::from_secs(30));
+        key_made(&keys, "u-7").await;
         let failed = f.record::<UserDataDeletionFailed>().await;
         f.services
             .fail(&format!("{}.delete", SERVICES[failing]), Fault::Permanent);
@@ -129,12 +163,16 @@ async fn gdpr_deletion_failing_at_any_service_is_reported_with_what_was_confirme
             let held = f.services.has(&format!("{service}-data:u-7"));
             assert_eq!(held, index >= failing, "{service} with {failing} failing");
         }
+        assert!(
+            matches!(keys.key("u-7").await.unwrap(), KeyState::Live(_)),
+            "the key is kept while a service has not confirmed"
+        );
     }
 }
 
 #[tokio::test]
 async fn gdpr_deletion_past_its_deadline_is_reported() {
-    let (f, request) = deletion_fixture(Duration::from_millis(300));
+    let (f, request, _keys) = deletion_fixture(Duration::from_millis(300));
     let failed = f.record::<UserDataDeletionFailed>().await;
     f.services.fail("messages.delete", Fault::Hang);
     let state = f.run(gdpr_deletion::SAGA, &request).await;

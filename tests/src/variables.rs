@@ -1,10 +1,11 @@
 //! Every environment variable the project reads, gathered from the crates that read them.
 
-/// The bus-wide variables, each compiled-in backend's, the event store's and the sagas'.
+/// The bus-wide variables, each compiled-in backend's, the event store's, the sagas' and the personal-data key store's.
 pub fn project_variables() -> Vec<&'static str> {
     let mut all = event_bus_brokers::registry::variables();
     all.extend(event_store::VARIABLES);
     all.extend(event_bus_sagas::VARIABLES);
+    all.extend(personal_data::VARIABLES);
     all
 }
 

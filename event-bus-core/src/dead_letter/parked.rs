@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::BoxError;
@@ -45,6 +46,8 @@ pub trait ParkedStore: Send + Sync {
     async fn get(&self, id: Uuid) -> Result<Option<DeadLetter>, ParkedStoreError>;
     /// Removes a parked dead letter; whether it was there.
     async fn remove(&self, id: Uuid) -> Result<bool, ParkedStoreError>;
+    /// Removes the dead letters received before `cutoff` (retention); returns how many.
+    async fn expire_before(&self, cutoff: DateTime<Utc>) -> Result<u64, ParkedStoreError>;
 
     /// Statistics of the parked dead letters that pass `filter`.
     async fn stats(&self, filter: &DeadLetterFilter) -> Result<DeadLetterStats, ParkedStoreError> {
@@ -99,5 +102,12 @@ impl ParkedStore for MemoryParkedStore {
 
     async fn remove(&self, id: Uuid) -> Result<bool, ParkedStoreError> {
         Ok(self.lock().remove(&id).is_some())
+    }
+
+    async fn expire_before(&self, cutoff: DateTime<Utc>) -> Result<u64, ParkedStoreError> {
+        let mut letters = self.lock();
+        let before = letters.len();
+        letters.retain(|_, letter| letter.received_at >= cutoff);
+        Ok((before - letters.len()) as u64)
     }
 }

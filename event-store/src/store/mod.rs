@@ -88,6 +88,9 @@ pub trait EventStore: Send + Sync {
         mode: RetentionMode,
     ) -> Result<u64, StoreError>;
 
+    /// Deletes the snapshots taken before `cutoff`; returns how many.
+    async fn expire_snapshots_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Counts over the whole store.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 }

@@ -385,6 +385,33 @@ pub async fn retention_expires_old_events_and_keeps_versions(store: Arc<dyn Test
     assert_eq!(store.read_stream(&stream, 1, None).await.unwrap().len(), 1);
 }
 
+/// Retention deletes the snapshots taken before its cutoff and keeps the newer ones.
+pub async fn retention_expires_old_snapshots(store: Arc<dyn TestStore>) {
+    let (old, fresh) = (counter(), counter());
+    for (stream, taken_at) in [
+        (&old, Utc::now() - Duration::days(40)),
+        (&fresh, Utc::now() - Duration::days(1)),
+    ] {
+        store
+            .save_snapshot(super::Snapshot {
+                stream: stream.clone(),
+                version: 1,
+                state: serde_json::json!({ "sum": 1, "count": 1 }),
+                taken_at,
+            })
+            .await
+            .unwrap();
+    }
+    let report = RetentionJob::new(30, RetentionMode::Archive)
+        .run(store.as_ref())
+        .await
+        .unwrap();
+    assert!(report.snapshots_expired >= 1);
+    assert_eq!(report.parked_expired, 0, "no parked store was given");
+    assert_eq!(store.latest_snapshot(&old).await.unwrap(), None);
+    assert!(store.latest_snapshot(&fresh).await.unwrap().is_some());
+}
+
 /// The outbox enqueues exactly what an append stored, nothing for a failed append, and
 /// forgets entries once they are marked published.
 pub async fn the_outbox_enqueues_with_the_append(store: Arc<dyn TestStore>) {
@@ -439,6 +466,7 @@ macro_rules! event_store_tests {
             reconstruct_starts_from_the_latest_snapshot,
             an_undecodable_snapshot_is_ignored,
             retention_expires_old_events_and_keeps_versions,
+            retention_expires_old_snapshots,
             the_outbox_enqueues_with_the_append,
         );
     };

@@ -4,6 +4,7 @@
 pub mod example_services;
 pub mod gdpr_deletion;
 pub mod gdpr_export;
+pub mod password_reset;
 pub mod user_registration;
 pub mod voice_training;
 

@@ -224,6 +224,15 @@ impl EventStore for MemoryEventStore {
         Ok(expired.len() as u64)
     }
 
+    async fn expire_snapshots_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.snapshots.len();
+        state
+            .snapshots
+            .retain(|_, snapshot| snapshot.taken_at >= cutoff);
+        Ok((before - state.snapshots.len()) as u64)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let state = self.lock();
         let mut stats = StoreStats {

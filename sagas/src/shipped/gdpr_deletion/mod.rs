@@ -1,7 +1,10 @@
 //! GDPR data deletion: every participating service deletes the user's data and confirms, in
-//! turn, before a deadline. Deletions cannot be undone, so compensation does nothing; a
-//! failure is reported with [`UserDataDeletionFailed`], naming the services that confirmed
-//! and those that did not. Success publishes [`UserDataDeleted`].
+//! turn, before a deadline; then the user's data key is forgotten ([`FORGET_STEP`]), so their
+//! personal fields in the event store, snapshots, broker logs and dead letters are unreadable
+//! for good. Deletions cannot be undone, so compensation does nothing; forgetting cannot be
+//! undone either, which is why it runs last, only after every service confirmed. A failure is
+//! reported with [`UserDataDeletionFailed`], naming the services that confirmed and those that
+//! did not. Success publishes [`UserDataDeleted`].
 
 pub mod events;
 
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::DomainEvent;
+use personal_data::KeyStore;
 
 pub use events::{
     UserDataDeleted, UserDataDeletedInService, UserDataDeletionFailed, UserDataDeletionRequested,
@@ -36,11 +40,15 @@ pub fn step_name(service: &str) -> String {
     format!("delete_in_{service}")
 }
 
-/// The deletion saga over `participants` (service names, deleted in this order), to finish
-/// within `deadline`.
+/// Name of the last step, which forgets the user's data key.
+pub const FORGET_STEP: &str = "forget_personal_data";
+
+/// The deletion saga over `participants` (service names, deleted in this order), then
+/// forgetting the user in `keys`, to finish within `deadline`.
 pub fn definition(
     services: Arc<dyn DataDeletionServices>,
     participants: &[&str],
+    keys: Arc<dyn KeyStore>,
     deadline: Duration,
 ) -> SagaDefinition {
     let names: Vec<String> = participants.iter().map(|s| (*s).to_owned()).collect();
@@ -87,7 +95,31 @@ pub fn definition(
             },
         );
     }
-    definition
+    definition.step(FORGET_STEP, Forget { keys })
+}
+
+/// Deletes the user's data key; the user's sealed personal fields never decrypt again.
+struct Forget {
+    keys: Arc<dyn KeyStore>,
+}
+
+#[async_trait]
+impl Step for Forget {
+    async fn execute(&self, ctx: &StepContext) -> Result<serde_json::Value, StepError> {
+        let request: UserDataDeletionRequested = ctx.trigger()?;
+        let held = self
+            .keys
+            .forget(&request.user_id)
+            .await
+            .map_err(StepError::transient)?;
+        Ok(serde_json::json!({ "key_forgotten": held }))
+    }
+
+    /// Nothing to undo: this step is last, so no later step can fail after it, and a failure
+    /// of its own leaves the key in place.
+    async fn compensate(&self, _ctx: &StepContext) -> Result<(), StepError> {
+        Ok(())
+    }
 }
 
 struct DeleteIn {
