@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport, REDRIVE_SUBSCRIPTION_HEADER};
-use crate::envelope::{EventEnvelope, wire_headers};
+use crate::envelope::{EventEnvelope, header_tenant, wire_headers};
 use crate::error::BusError;
 use crate::handler::{Handler, HandlerError, HandlerPanicked};
 use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
@@ -121,8 +121,9 @@ impl Worker {
             tracing::debug!(topic = %self.config.topic, redriven_for = %target, "redrive for another group skipped");
             return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
+        let header_tenant = header_tenant(message);
         if let Some(tenant) = &self.config.tenant
-            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+            && header_tenant.is_some_and(|named| named != tenant)
         {
             // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
             tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
@@ -163,6 +164,11 @@ impl Worker {
         if let Some(tenant) = &self.config.tenant
             && envelope.tenant_id.as_ref() != Some(tenant)
         {
+            if header_tenant.is_none() {
+                // Only the event itself names its tenant, and it is another (or none).
+                tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             let error = format!(
                 "event of tenant `{}` carried with the attribute of tenant `{tenant}`",
                 envelope.tenant_id.as_deref().unwrap_or_default()
@@ -378,9 +384,7 @@ impl Worker {
             .first_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failures
-            .entry(envelope.id.to_string())
-            .or_insert_with(Utc::now);
+        failures.entry(envelope.id.clone()).or_insert_with(Utc::now);
     }
 
     fn forget_failures(&self, envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
@@ -388,7 +392,7 @@ impl Worker {
             .first_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failures.remove(&envelope.id.to_string())
+        failures.remove(&envelope.id)
     }
 }
 
