@@ -1,5 +1,6 @@
 //! Integration tests of the event bus (see `tests/`), and the servers they start themselves.
 
+pub mod python_peer;
 pub mod variables;
 
 #[cfg(feature = "redis")]
