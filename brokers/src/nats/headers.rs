@@ -24,6 +24,9 @@ const NATS_CE_PREFIX: &str = "ce-";
 /// The message's content type, and its NATS header.
 const CONTENT_TYPE: &str = "content-type";
 const NATS_CONTENT_TYPE: &str = "Content-Type";
+/// `datacontenttype` in binary mode, as the message has it and as the NATS binding names it.
+const CE_DATACONTENTTYPE: &str = "ce_datacontenttype";
+const NATS_CE_DATACONTENTTYPE: &str = "ce-datacontenttype";
 /// What the NATS binding percent-encodes in a `ce-` value: controls, space, `"`, `%`, and
 /// (always) every byte outside ASCII.
 const ENCODED_IN_VALUES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
@@ -42,6 +45,11 @@ pub(super) fn to_nats(message: &Message) -> HeaderMap {
             headers.insert(format!("{NATS_CE_PREFIX}{attribute}").as_str(), encoded);
         } else if name == CONTENT_TYPE && plain_value(value) {
             headers.insert(NATS_CONTENT_TYPE, value.as_str());
+            if is_binary_mode(message) && !message.headers.contains_key(CE_DATACONTENTTYPE) {
+                // The NATS binding carries `datacontenttype` as a `ce-` header too.
+                let encoded = utf8_percent_encode(value, ENCODED_IN_VALUES).to_string();
+                headers.insert(NATS_CE_DATACONTENTTYPE, encoded);
+            }
         } else if plain_name(name) && plain_value(value) {
             headers.insert(name.as_str(), value.as_str());
         } else {
@@ -88,7 +96,15 @@ pub(super) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Message 
             message.headers.insert(name.to_owned(), value.to_owned());
         }
     }
+    if message.headers.get(CE_DATACONTENTTYPE) == message.headers.get(CONTENT_TYPE) {
+        // Written beside `Content-Type` by `to_nats`; the message has it once.
+        message.headers.remove(CE_DATACONTENTTYPE);
+    }
     message
+}
+
+fn is_binary_mode(message: &Message) -> bool {
+    message.headers.contains_key("ce_specversion")
 }
 
 /// Adds the key and headers of an `Event-Bus-Headers` value; `false` if it is not one.
@@ -190,6 +206,14 @@ mod tests {
         );
         assert_eq!(headers.get("Content-Type").unwrap().as_str(), "text/plain");
         assert_eq!(round_trip(&message), message);
+
+        let binary = message.clone().with_header("ce_specversion", "1.0");
+        let headers = to_nats(&binary);
+        assert_eq!(
+            headers.get("ce-datacontenttype").unwrap().as_str(),
+            "text/plain"
+        );
+        assert_eq!(round_trip(&binary), binary);
 
         let mut foreign = HeaderMap::new();
         foreign.insert("CE-Type", "\"a b\"");
