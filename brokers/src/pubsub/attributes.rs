@@ -13,6 +13,8 @@ use gcloud_googleapis::pubsub::v1::PubsubMessage;
 const CE_PREFIX: &str = "ce_";
 /// Prefix of a CloudEvents attribute among Pub/Sub attributes.
 const PUBSUB_CE_PREFIX: &str = "ce-";
+/// The content type, as the message and Pub/Sub name it.
+const CONTENT_TYPE: &str = "content-type";
 /// Attribute carrying the message's key when it is not sent as the ordering key.
 const KEY: &str = "x-event-bus-key";
 /// Longest attribute value Pub/Sub accepts, in bytes.
@@ -56,8 +58,11 @@ pub(super) fn from_pubsub(message: &PubsubMessage) -> Message {
         .attributes
         .iter()
         .map(|(name, value)| {
-            let name = match name.strip_prefix(PUBSUB_CE_PREFIX) {
+            // The binding's attribute names are case-insensitive.
+            let lower = name.to_ascii_lowercase();
+            let name = match lower.strip_prefix(PUBSUB_CE_PREFIX) {
                 Some(attribute) => format!("{CE_PREFIX}{attribute}"),
+                None if lower == CONTENT_TYPE => lower,
                 None => name.clone(),
             };
             (name, value.clone())
@@ -148,6 +153,18 @@ mod tests {
         assert_eq!(pubsub.attributes["content-type"], "text/plain");
         assert!(!pubsub.attributes.contains_key("ce_id"));
         assert_eq!(from_pubsub(&pubsub), message);
+
+        let mut foreign = pubsub.clone();
+        foreign.attributes = HashMap::from([
+            ("CE-ID".to_owned(), "e-2".to_owned()),
+            (
+                "Content-Type".to_owned(),
+                "application/cloudevents+json".to_owned(),
+            ),
+        ]);
+        let read = from_pubsub(&foreign);
+        assert_eq!(read.headers["ce_id"], "e-2");
+        assert_eq!(read.headers["content-type"], "application/cloudevents+json");
     }
 
     #[test]
