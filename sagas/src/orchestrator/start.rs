@@ -91,3 +91,17 @@ impl SagaOrchestrator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uuid_correlation_id_is_kept_and_any_other_maps_to_one_uuid() {
+        let id = Uuid::now_v7();
+        assert_eq!(correlation_uuid(&id.to_string()), id);
+        let foreign = correlation_uuid("order-123");
+        assert_eq!(foreign, correlation_uuid("order-123"));
+        assert_ne!(foreign, correlation_uuid("order-124"));
+    }
+}
