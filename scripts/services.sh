@@ -52,9 +52,15 @@ wait_for_pid_file() {
 install_package() {
   local binary=$1 package=$2
   command -v "$binary" >/dev/null 2>&1 && return 0
+  apt_install "$package"
+}
+
+# Installs a Debian package (root only).
+apt_install() {
+  local package=$1
   echo "installing $package from Debian's packages"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: $binary is missing and installing $package needs root (apt-get install $package)" >&2
+    echo "error: installing $package needs root (apt-get install $package)" >&2
     return 1
   fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
@@ -222,7 +228,7 @@ ensure_python_interop() {
     echo "making the interop venv $venv from $INTEROP_REQUIREMENTS (PyPI; once)"
     install_package python3 python3 || return 1
     python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
-      || install_package_anyway python3-venv || return 1
+      || apt_install python3-venv || return 1
     rm -rf "$venv"
     python3 -m venv "$venv" || { echo "error: python3 -m venv $venv failed" >&2; return 1; }
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$INTEROP_REQUIREMENTS" \
@@ -231,15 +237,4 @@ ensure_python_interop() {
   fi
   export EVENT_BUS_INTEROP_PYTHON="$venv/bin/python"
   echo "interop: Python peer $EVENT_BUS_INTEROP_PYTHON"
-}
-
-# Installs a Debian package that provides no command of its own name.
-install_package_anyway() {
-  local package=$1
-  echo "installing $package from Debian's packages"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: installing $package needs root (apt-get install $package)" >&2
-    return 1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
 }
