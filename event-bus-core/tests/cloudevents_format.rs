@@ -56,6 +56,16 @@ fn subject_tenant_and_unknown_extensions_are_read_and_kept() {
     assert_eq!(json["traceparent"], traceparent);
     assert_eq!(json["partitionkey"], "p-7");
     assert_eq!(json["priority"], 5);
+    let keyless = structured(json!({
+        "specversion": "1.0", "id": "o-2", "source": "urn:shop", "type": "order.created",
+        "partitionkey": "p-7"
+    }));
+    let keyless = EventEnvelope::from_message(&keyless).unwrap();
+    assert_eq!(
+        keyless.to_message().unwrap().key.as_deref(),
+        Some("p-7"),
+        "without a subject, the partitionkey extension is the key"
+    );
     let republished = EventEnvelope::from_message(&event.to_message().unwrap()).unwrap();
     assert_eq!(republished, event);
 

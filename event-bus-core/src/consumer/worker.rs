@@ -365,13 +365,14 @@ impl Worker {
     fn settle(&self, event_type: &str, result: Result<(), BusError>, outcome: Outcome) {
         match result {
             Ok(()) => {
-                self.stats.record(outcome);
+                // Metrics first: whoever waits on the stats then sees the metrics moved too.
                 match outcome {
                     Outcome::Handled => self.metrics.handled(event_type),
                     Outcome::Skipped => self.metrics.skipped(event_type),
                     Outcome::Retried => self.metrics.retried(event_type),
                     Outcome::Received | Outcome::Failed | Outcome::DeadLettered => {}
                 }
+                self.stats.record(outcome);
             }
             Err(error) => {
                 tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it")

@@ -51,12 +51,13 @@ pub enum WireError {
 }
 
 impl EventEnvelope {
-    /// Encodes the envelope as a structured-mode transport message keyed by aggregate id.
+    /// Encodes the envelope as a structured-mode transport message keyed by aggregate id
+    /// (else by its `partitionkey` extension).
     pub fn to_message(&self) -> Result<Message, serde_json::Error> {
         self.to_message_in(ContentMode::Structured)
     }
 
-    /// Encodes the envelope in the given content mode, keyed by aggregate id, with the bus's
+    /// Encodes the envelope in the given content mode, keyed like [`Self::to_message`], with the bus's
     /// transport header `tenant_id` taken from the event (binary mode: and `ce_id`, `ce_type`
     /// among the attributes).
     pub fn to_message_in(&self, mode: ContentMode) -> Result<Message, serde_json::Error> {
@@ -70,10 +71,21 @@ impl EventEnvelope {
         if let Some(tenant) = &self.tenant_id {
             message = message.with_header(headers::TENANT_ID, tenant.clone());
         }
-        if !self.aggregate_id.is_empty() {
-            message = message.with_key(self.aggregate_id.clone());
+        if let Some(key) = self.ordering_key() {
+            message = message.with_key(key.to_owned());
         }
         Ok(message)
+    }
+
+    /// The message key: the aggregate id, else the CloudEvents `partitionkey` extension.
+    fn ordering_key(&self) -> Option<&str> {
+        if !self.aggregate_id.is_empty() {
+            return Some(&self.aggregate_id);
+        }
+        self.extensions
+            .get("partitionkey")
+            .and_then(Value::as_str)
+            .filter(|key| !key.is_empty())
     }
 
     fn binary_message(&self) -> Message {
