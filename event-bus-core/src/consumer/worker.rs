@@ -129,9 +129,17 @@ impl Worker {
             tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
             return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
+        // A tenant group reads the tenant of a message without the attribute from the event;
+        // an event it cannot read (oversize, malformed) names no tenant of this group's, so it
+        // is skipped here (groups without a tenant dead-letter it).
+        let unreadable_tenant = self.config.tenant.is_some() && header_tenant.is_none();
         // After the tenant filter: another tenant's oversize message is not this group's to
         // dead-letter.
         if message.size() > self.max_message_bytes {
+            if unreadable_tenant {
+                tracing::debug!(topic = %self.config.topic, "oversize event without a tenant attribute skipped by a tenant group");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             let error = BusError::MessageTooLarge {
                 size: message.size(),
                 limit: self.max_message_bytes,
@@ -149,6 +157,10 @@ impl Worker {
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
+            Err(_) if unreadable_tenant => {
+                tracing::debug!(topic = %self.config.topic, "malformed event without a tenant attribute skipped by a tenant group");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             Err(error) => {
                 return self
                     .dead_letter(
