@@ -4,7 +4,7 @@
 # this script started is stopped by PID when the calling script exits.
 # Source it, then call: ensure_redis, ensure_rabbitmq, ensure_postgres, ensure_pubsub_emulator,
 # ensure_tansu, ensure_nats (ports: REDIS_PORT, RABBITMQ_PORT, POSTGRES_PORT, PUBSUB_EMULATOR_PORT,
-# KAFKA_PORT, NATS_PORT).
+# KAFKA_PORT, NATS_PORT), and ensure_python_interop (the Python venv of the interop tests).
 
 SERVICES_DIR=$(mktemp -d -t event-bus-services.XXXXXX)
 chmod 1777 "$SERVICES_DIR"  # the rabbitmq user writes its PID file here
@@ -20,6 +20,11 @@ NATS_PORT=${NATS_PORT:-4222}
 # through TANSU_BIN, which ensure_tansu exports.
 TANSU_VERSION=0.6.0
 TANSU_ROOT=${TANSU_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus/tansu-$TANSU_VERSION-libsql}
+# The Python venv of the CloudEvents interop tests (tests/interop/requirements.txt from PyPI),
+# made once per version of that file; ensure_python_interop exports its Python as
+# EVENT_BUS_INTEROP_PYTHON, which the tests need.
+INTEROP_REQUIREMENTS=tests/interop/requirements.txt
+INTEROP_CACHE=${INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/event-bus}
 STARTED_PIDS=()
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -47,9 +52,15 @@ wait_for_pid_file() {
 install_package() {
   local binary=$1 package=$2
   command -v "$binary" >/dev/null 2>&1 && return 0
+  apt_install "$package"
+}
+
+# Installs a Debian package (root only).
+apt_install() {
+  local package=$1
   echo "installing $package from Debian's packages"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: $binary is missing and installing $package needs root (apt-get install $package)" >&2
+    echo "error: installing $package needs root (apt-get install $package)" >&2
     return 1
   fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
@@ -204,4 +215,26 @@ ensure_nats() {
   STARTED_PIDS+=("$pid")
   wait_for_port nats "$NATS_PORT" 30 || { cat "$SERVICES_DIR/nats.log" >&2; return 1; }
   echo "nats: started PID $pid on 127.0.0.1:$NATS_PORT (JetStream, store in $SERVICES_DIR/nats)"
+}
+
+# Makes the interop venv when missing (python3 with venv; Debian's python3-venv is installed
+# when it lacks) and exports EVENT_BUS_INTEROP_PYTHON. The venv's folder is named after a hash
+# of the requirements, so a changed file makes a new one and an unchanged one is reused.
+ensure_python_interop() {
+  local hash venv
+  hash=$(sha256sum "$INTEROP_REQUIREMENTS" | cut -c1-12)
+  venv="$INTEROP_CACHE/python-interop-$hash"
+  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+    echo "making the interop venv $venv from $INTEROP_REQUIREMENTS (PyPI; once)"
+    install_package python3 python3 || return 1
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
+      || apt_install python3-venv || return 1
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "error: python3 -m venv $venv failed" >&2; return 1; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$INTEROP_REQUIREMENTS" \
+      || { echo "error: installing $INTEROP_REQUIREMENTS into $venv failed" >&2; return 1; }
+    touch "$venv/.complete"
+  fi
+  export EVENT_BUS_INTEROP_PYTHON="$venv/bin/python"
+  echo "interop: Python peer $EVENT_BUS_INTEROP_PYTHON"
 }

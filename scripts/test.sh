@@ -10,6 +10,8 @@
 # tests use Google's emulator on 127.0.0.1:8085, started the same way when it is installed (a
 # clear error when it is not). NATS (JetStream) runs on 127.0.0.1:4222, installed from Debian's
 # nats-server package when missing. Restart tests, and every NATS test, start servers of their own.
+# The CloudEvents interop tests run a Python peer from a venv made once under ~/.cache/event-bus
+# from tests/interop/requirements.txt (PyPI); without it they fail, saying how to make it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -33,6 +35,7 @@ ensure_pubsub_emulator
 export PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT"
 ensure_tansu
 ensure_nats
+ensure_python_interop
 
 step "the demo, as the README runs it, on every backend"
 cargo run --locked -p event-bus-examples --bin user-registration

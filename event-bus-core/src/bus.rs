@@ -166,7 +166,7 @@ impl EventBus {
     }
 
     fn encode(&self, event: &EventEnvelope) -> Result<Message, BusError> {
-        let message = event.to_message()?;
+        let message = event.to_message_in(self.settings.content_mode)?;
         let limit = self.settings.max_message_bytes;
         if message.size() > limit {
             return Err(BusError::MessageTooLarge {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::envelope::ContentMode;
 use crate::topics::TopicNames;
 use crate::transport::{
     DEFAULT_DEAD_LETTER_SUBSCRIPTION, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
@@ -23,6 +24,7 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_SUBSCRIPTION_PREFIX",
     "EVENT_BUS_ENABLE_ORDERING",
     "EVENT_BUS_ENABLE_BATCHING",
+    "EVENT_BUS_CLOUDEVENTS_MODE",
     "DEAD_LETTER_TOPIC",
     "DEAD_LETTER_SUBSCRIPTION",
     "DEAD_LETTER_MAX_RETRIES",
@@ -158,6 +160,9 @@ pub struct BusSettings {
     pub enable_ordering: bool,
     /// `EVENT_BUS_ENABLE_BATCHING`: let backends batch publishes (default true).
     pub enable_batching: bool,
+    /// `EVENT_BUS_CLOUDEVENTS_MODE`: the CloudEvents content mode events are published in,
+    /// `structured` (default) or `binary`; received events are read in either.
+    pub content_mode: ContentMode,
     /// `DEAD_LETTER_TOPIC` (default `{topic prefix}-dead-letter`).
     pub dead_letter_topic: String,
     /// `DEAD_LETTER_SUBSCRIPTION`: the consumer group that keeps dead letters for
@@ -199,6 +204,7 @@ struct RawSettings {
     event_bus_subscription_prefix: Option<String>,
     event_bus_enable_ordering: Option<bool>,
     event_bus_enable_batching: Option<bool>,
+    event_bus_cloudevents_mode: Option<ContentMode>,
     dead_letter_topic: Option<String>,
     dead_letter_subscription: Option<String>,
     dead_letter_max_retries: Option<u32>,
@@ -292,6 +298,7 @@ impl BusSettings {
             topic_prefix,
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
+            content_mode: raw.event_bus_cloudevents_mode.unwrap_or_default(),
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
             dead_letter_max_redrives: raw.dead_letter_max_redrives.unwrap_or(5),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
@@ -367,6 +374,18 @@ mod tests {
         assert_eq!(settings.source.get("unrelated"), Some("x"));
         assert_eq!(settings.handler_timeout, Some(Duration::from_secs(300)));
         assert_eq!(settings.max_concurrent_messages, 16);
+        assert_eq!(settings.content_mode, ContentMode::Structured);
+    }
+
+    #[test]
+    fn the_content_mode_is_read_by_name() {
+        let settings = BusSettings::from_vars([("EVENT_BUS_CLOUDEVENTS_MODE", "binary")]).unwrap();
+        assert_eq!(settings.content_mode, ContentMode::Binary);
+        let error = BusSettings::from_vars([("EVENT_BUS_CLOUDEVENTS_MODE", "both")]).unwrap_err();
+        assert!(
+            error.to_string().contains("event_bus_cloudevents_mode"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use event_bus_core::{
-    BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker, Recorder, RetryPolicy,
-    handler_fn,
+    BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker, Message, Publisher,
+    Recorder, RetryPolicy, handler_fn,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -316,4 +316,44 @@ async fn a_tenant_subscription_skips_another_tenants_oversize_message_without_de
     );
     consumer.shutdown().await.unwrap();
     publisher.shutdown().await.unwrap();
+}
+
+/// Without the `tenant_id` attribute (another producer's event), a tenant group routes by the
+/// tenant the event names, and skips what it cannot read, which names no tenant of its own.
+#[tokio::test]
+async fn a_tenant_group_routes_events_without_the_attribute_by_the_event() {
+    let broker = InMemoryBroker::new();
+    let bus = EventBus::new(Arc::new(broker.clone()), BusSettings::default());
+    let recorder = Recorder::new();
+    let subscription = bus
+        .subscribe(
+            bus.tenant_subscription("order.placed", "billing", "acme"),
+            recorder.clone(),
+        )
+        .await
+        .unwrap();
+    let topic = bus.topics().topic("order.placed");
+    let raw = |tenant: &str, id: &str| {
+        Message::new(format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"/py","type":"order.placed","tenantid":"{tenant}"}}"#
+        ))
+        .with_header("content-type", "application/cloudevents+json")
+    };
+    broker.publish(&topic, raw("globex", "g-1")).await.unwrap();
+    broker
+        .publish(&topic, Message::new("not an event"))
+        .await
+        .unwrap();
+    broker.publish(&topic, raw("acme", "a-1")).await.unwrap();
+    let stats = subscription
+        .stats()
+        .wait_until(TIMEOUT, |s| s.settled() == 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.handled, stats.skipped, stats.dead_lettered),
+        (1, 2, 0)
+    );
+    assert_eq!(recorder.events()[0].id, "a-1");
+    bus.shutdown().await.unwrap();
 }

@@ -73,7 +73,7 @@ impl ParkedStore for PgParkedStore {
         ))
         .bind(letter.id)
         .bind(letter.received_at)
-        .bind(letter.event_id)
+        .bind(letter.event_id.as_deref())
         .bind(&letter.event_type)
         .bind(&letter.reason)
         .bind(&letter.error)

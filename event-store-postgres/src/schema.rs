@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS "{s}".streams (
 );
 CREATE TABLE IF NOT EXISTS "{s}".events (
     position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id uuid NOT NULL UNIQUE,
+    event_id text NOT NULL UNIQUE,
     aggregate_type text NOT NULL,
     aggregate_id text NOT NULL,
     version bigint NOT NULL,
@@ -80,7 +80,7 @@ CREATE INDEX IF NOT EXISTS events_type_position ON "{s}".events (event_type, pos
 CREATE INDEX IF NOT EXISTS events_occurred_at ON "{s}".events (occurred_at);
 CREATE TABLE IF NOT EXISTS "{s}".events_archive (
     position bigint PRIMARY KEY,
-    event_id uuid NOT NULL,
+    event_id text NOT NULL,
     aggregate_type text NOT NULL,
     aggregate_id text NOT NULL,
     version bigint NOT NULL,
@@ -113,7 +113,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON "{s}".outbox (id) WHERE published_a
 CREATE TABLE IF NOT EXISTS "{s}".parked_dead_letters (
     id uuid PRIMARY KEY,
     received_at timestamptz NOT NULL,
-    event_id uuid,
+    event_id text,
     event_type text,
     reason text NOT NULL,
     error text NOT NULL,
@@ -133,6 +133,18 @@ CREATE TABLE IF NOT EXISTS "{s}".dedup_keys (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dedup_keys_expires_at ON "{s}".dedup_keys (expires_at);
+-- CloudEvents ids are any string; tables made when they were UUIDs take text now.
+DO $$
+DECLARE
+    uuid_column record;
+BEGIN
+    FOR uuid_column IN
+        SELECT table_name FROM information_schema.columns
+        WHERE table_schema = '{s}' AND column_name = 'event_id' AND data_type = 'uuid'
+    LOOP
+        EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN event_id TYPE text', '{s}', uuid_column.table_name);
+    END LOOP;
+END $$;
 "#
         );
         let mut tx = pool.begin().await.map_err(pg)?;

@@ -131,7 +131,7 @@ impl PgEventStore {
         }
         stamp(stream, current, &mut events);
         let version = current + events.len() as u64;
-        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
         let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.timestamp).collect();
@@ -142,7 +142,7 @@ impl PgEventStore {
         let inserted = sqlx::query(&format!(
             "INSERT INTO {} (event_id, aggregate_type, aggregate_id, version, event_type, occurred_at, envelope)
              SELECT e.id, $2, $3, e.version, e.event_type, e.occurred_at, e.envelope
-             FROM UNNEST($1::uuid[], $4::int8[], $5::text[], $6::timestamptz[], $7::jsonb[])
+             FROM UNNEST($1::text[], $4::int8[], $5::text[], $6::timestamptz[], $7::jsonb[])
                   AS e(id, version, event_type, occurred_at, envelope)
              ORDER BY e.version
              RETURNING position, version, recorded_at",

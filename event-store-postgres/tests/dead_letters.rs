@@ -33,7 +33,7 @@ async fn dead_letters_are_retried_discarded_or_parked_per_event() {
     let handler = {
         let (seen, handled) = (seen.clone(), handled.clone());
         handler_fn(move |event: EventEnvelope| {
-            let first_time = seen.lock().unwrap().insert(event.id);
+            let first_time = seen.lock().unwrap().insert(event.id.clone());
             let handled = handled.clone();
             async move {
                 if first_time {
@@ -91,7 +91,7 @@ async fn dead_letters_are_retried_discarded_or_parked_per_event() {
     let parked_letters = parked.list(&DeadLetterFilter::default(), 10).await.unwrap();
     assert_eq!(parked_letters.len(), 1);
     let letter = &parked_letters[0];
-    assert_eq!(letter.event_id, Some(events[2].id));
+    assert_eq!(letter.event_id, Some(events[2].id.clone()));
     assert_eq!(letter.reason, "permanent-failure");
     assert_eq!(
         letter.subscription,

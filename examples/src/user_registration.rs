@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use event_bus_core::dead_letter::DeadLetter;
 use event_bus_core::dead_letter::headers;
-use event_bus_core::envelope::wire_headers;
 use event_bus_core::{
     BusSettings, DomainEvent, EventBus, EventEnvelope, HandlerError, RetryPolicy, StatsSnapshot,
     Subscription, SubscriptionConfig, SubscriptionHandle, typed,
@@ -247,7 +247,8 @@ async fn inspect_dead_letters(
             header(headers::REASON),
             header(headers::ERROR),
         );
-        if header(wire_headers::EVENT_ID) == poisoned_id {
+        let letter = DeadLetter::from_message(delivery.message().clone());
+        if letter.event_id.as_deref() == Some(poisoned_id) {
             inspected += 1;
         }
         delivery.ack().await?;

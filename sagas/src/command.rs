@@ -156,7 +156,7 @@ impl StepContext {
         let command = EventEnvelope::builder(command_type, payload)
             .source(format!("saga/{}", self.saga_type))
             .aggregate("saga", saga_id.clone(), u64::from(self.attempt))
-            .correlation_id(self.correlation_id)
+            .correlation_id(self.correlation_id.to_string())
             .header(headers::SAGA_ID, saga_id)
             .header(headers::STEP, self.step.clone())
             .header(headers::PHASE, self.phase.as_str())

@@ -86,7 +86,7 @@ impl StepContext {
         let envelope = EventEnvelope::from_event(event)
             .map_err(StepError::permanent)?
             .source(format!("saga/{}", self.saga_type))
-            .correlation_id(self.correlation_id)
+            .correlation_id(self.correlation_id.to_string())
             .header("x-saga-id", self.saga_id.to_string())
             .idempotency_key(format!("{}:{}", self.idempotency_key(), E::EVENT_TYPE))
             .build();

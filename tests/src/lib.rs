@@ -1,6 +1,7 @@
 //! Integration tests of the event bus (see `tests/`), and the servers they start themselves.
 
 pub mod erasure;
+pub mod python_peer;
 pub mod variables;
 
 #[cfg(feature = "redis")]

@@ -37,7 +37,7 @@ async fn bus(prefix: &str) -> EventBus {
         .expect("connect")
 }
 
-fn event_id(message: &Message) -> uuid::Uuid {
+fn event_id(message: &Message) -> String {
     EventEnvelope::from_message(message)
         .expect("an envelope")
         .id
@@ -131,7 +131,7 @@ async fn offsets_are_never_committed_past_an_unsettled_record() {
         taken.push(delivery);
     }
     let ids: Vec<_> = taken.iter().map(|d| event_id(d.message())).collect();
-    assert_eq!(ids, events.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert_eq!(ids, events.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
     let third = taken.pop().unwrap();
     let second = taken.pop().unwrap();
     let first_delivery = taken.pop().unwrap();
@@ -151,7 +151,7 @@ async fn offsets_are_never_committed_past_an_unsettled_record() {
         again.push(event_id(delivery.message()));
         delivery.ack().await.unwrap();
     }
-    assert_eq!(again, vec![events[1].id, events[2].id]);
+    assert_eq!(again, vec![events[1].id.clone(), events[2].id.clone()]);
     next.close().await.unwrap();
     bus.shutdown().await.unwrap();
 }

@@ -56,8 +56,8 @@ fn unique_prefix() -> String {
     format!("restart-{}", uuid::Uuid::now_v7().simple())
 }
 
-fn ids(events: &[EventEnvelope]) -> HashSet<uuid::Uuid> {
-    events.iter().map(|e| e.id).collect()
+fn ids(events: &[EventEnvelope]) -> HashSet<String> {
+    events.iter().map(|e| e.id.clone()).collect()
 }
 
 /// Remembers idempotency keys in memory and counts the duplicates it absorbed.

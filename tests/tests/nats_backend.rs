@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_bus_brokers::nats::{NatsBroker, NatsError, NatsOptions};
+use event_bus_core::envelope::ContentMode;
 use event_bus_core::{
     BusError, BusSettings, Delivery, EventBus, EventEnvelope, Message, Nack, Publisher, Recorder,
     Subscriber, Subscription, SubscriptionConfig,
@@ -182,14 +183,31 @@ async fn the_envelopes_attributes_are_nats_headers_on_the_stream() {
         .expect("the topic's stream, named after it");
     let stored = stream.get_raw_message(1).await.expect("the stored message");
     let header = |name: &str| stored.headers.get(name).map(|v| v.as_str().to_owned());
-    assert_eq!(header("ce_id"), Some(event.id.to_string()));
-    assert_eq!(header("ce_type"), Some("user.registered".to_owned()));
+    assert_eq!(
+        header("Content-Type"),
+        Some("application/cloudevents+json".to_owned())
+    );
+    assert_eq!(header("ce-id"), None, "structured mode has no ce- header");
     assert_eq!(header("tenant_id"), Some("acme".to_owned()));
     assert_eq!(header("Event-Bus-Key"), Some("u-42".to_owned()));
     assert_eq!(
-        EventEnvelope::from_message(&Message::new(stored.payload)).expect("the envelope"),
+        EventEnvelope::from_structured(&stored.payload).expect("the envelope"),
         event
     );
+    bus.shutdown().await.expect("shutdown");
+
+    let mut binary_settings = settings.clone();
+    binary_settings.content_mode = ContentMode::Binary;
+    let bus = EventBus::new(broker(&server, 30).await, binary_settings);
+    bus.publish(&event).await.expect("publish in binary mode");
+    let stored = stream.get_raw_message(2).await.expect("the stored message");
+    let header = |name: &str| stored.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(header("ce-specversion"), Some("1.0".to_owned()));
+    assert_eq!(header("ce-id"), Some(event.id.clone()));
+    assert_eq!(header("ce-type"), Some("user.registered".to_owned()));
+    assert_eq!(header("ce-tenantid"), Some("acme".to_owned()));
+    assert_eq!(header("Content-Type"), Some("application/json".to_owned()));
+    assert_eq!(&stored.payload[..], r#"{"name":"Zoë"}"#.as_bytes());
     bus.shutdown().await.expect("shutdown");
 }
 

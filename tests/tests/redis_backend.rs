@@ -98,7 +98,7 @@ async fn channel_mode_delivers_to_every_subscriber_while_they_listen() {
     }
     for recorder in [&first, &second] {
         let mut received = recorder.wait_for(5, TIMEOUT).await.unwrap();
-        received.sort_by_key(|e| e.id);
+        received.sort_by_key(|e| e.id.clone());
         assert_eq!(received, events);
     }
     bus.shutdown().await.unwrap();

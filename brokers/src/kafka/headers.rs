@@ -1,5 +1,7 @@
 //! A transport message as a Kafka record and back: key, headers, and the retry bookkeeping
-//! headers the backend adds to copies on a retry topic.
+//! headers the backend adds to copies on a retry topic. The message's header names are those
+//! of the CloudEvents Kafka binding already (`content-type`, `ce_{name}`), so they are record
+//! headers as they are.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

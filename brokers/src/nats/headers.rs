@@ -4,15 +4,32 @@
 //! survives NATS's header lines (no line break, no leading or trailing white space) is a NATS
 //! header of its own; the key is `Event-Bus-Key`. The rest, and any name NATS reserves
 //! (`Nats-…`) or this backend uses, travel JSON-encoded in `Event-Bus-Headers`.
+//!
+//! CloudEvents attributes follow the CloudEvents NATS binding: `ce_{name}` is the header
+//! `ce-{name}` with its value percent-encoded, and `content-type` is `Content-Type`.
 
 use std::collections::BTreeMap;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use event_bus_core::Message;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// The message's key.
 const KEY: &str = "Event-Bus-Key";
+/// Prefix of a CloudEvents attribute in the message's headers.
+const CE_PREFIX: &str = "ce_";
+/// Prefix of a CloudEvents attribute among NATS headers.
+const NATS_CE_PREFIX: &str = "ce-";
+/// The message's content type, and its NATS header.
+const CONTENT_TYPE: &str = "content-type";
+const NATS_CONTENT_TYPE: &str = "Content-Type";
+/// `datacontenttype` in binary mode, as the message has it and as the NATS binding names it.
+const CE_DATACONTENTTYPE: &str = "ce_datacontenttype";
+const NATS_CE_DATACONTENTTYPE: &str = "ce-datacontenttype";
+/// What the NATS binding percent-encodes in a `ce-` value: controls, space, `"`, `%`, and
+/// (always) every byte outside ASCII.
+const ENCODED_IN_VALUES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 /// `{"key": …, "headers": {…}}` for what no plain header can carry.
 const ENCODED: &str = "Event-Bus-Headers";
 
@@ -21,7 +38,19 @@ pub(super) fn to_nats(message: &Message) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let mut encoded = BTreeMap::new();
     for (name, value) in &message.headers {
-        if plain_name(name) && plain_value(value) {
+        if let Some(attribute) = name.strip_prefix(CE_PREFIX)
+            && plain_name(&format!("{NATS_CE_PREFIX}{attribute}"))
+        {
+            let encoded = utf8_percent_encode(value, ENCODED_IN_VALUES).to_string();
+            headers.insert(format!("{NATS_CE_PREFIX}{attribute}").as_str(), encoded);
+        } else if name == CONTENT_TYPE && plain_value(value) {
+            headers.insert(NATS_CONTENT_TYPE, value.as_str());
+            if is_binary_mode(message) && !message.headers.contains_key(CE_DATACONTENTTYPE) {
+                // The NATS binding carries `datacontenttype` as a `ce-` header too.
+                let encoded = utf8_percent_encode(value, ENCODED_IN_VALUES).to_string();
+                headers.insert(NATS_CE_DATACONTENTTYPE, encoded);
+            }
+        } else if plain_name(name) && plain_value(value) {
             headers.insert(name.as_str(), value.as_str());
         } else {
             encoded.insert(name.as_str(), value.as_str());
@@ -56,11 +85,26 @@ pub(super) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Message 
             if !decode_into(value, &mut message) {
                 message.headers.insert(name.to_owned(), value.to_owned());
             }
+        } else if let Some(attribute) = strip_prefix_ignoring_case(name, NATS_CE_PREFIX) {
+            let name = format!("{CE_PREFIX}{}", attribute.to_ascii_lowercase());
+            message.headers.insert(name, attribute_value(value));
+        } else if name.eq_ignore_ascii_case(CONTENT_TYPE) {
+            message
+                .headers
+                .insert(CONTENT_TYPE.to_owned(), value.to_owned());
         } else if !is_nats_own(name) {
             message.headers.insert(name.to_owned(), value.to_owned());
         }
     }
+    if message.headers.get(CE_DATACONTENTTYPE) == message.headers.get(CONTENT_TYPE) {
+        // Written beside `Content-Type` by `to_nats`; the message has it once.
+        message.headers.remove(CE_DATACONTENTTYPE);
+    }
     message
+}
+
+fn is_binary_mode(message: &Message) -> bool {
+    message.headers.contains_key("ce_specversion")
 }
 
 /// Adds the key and headers of an `Event-Bus-Headers` value; `false` if it is not one.
@@ -78,6 +122,35 @@ fn decode_into(value: &str, message: &mut Message) -> bool {
     }
     message.headers.extend(headers);
     true
+}
+
+/// A `ce-` header's value: unquoted if double-quoted, then percent-decoded (kept as it is
+/// when that is not UTF-8).
+fn attribute_value(value: &str) -> String {
+    let unquoted = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(quoted) => {
+            let mut text = String::with_capacity(quoted.len());
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                text.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
+            }
+            text
+        }
+        None => value.to_owned(),
+    };
+    percent_decode_str(&unquoted)
+        .decode_utf8()
+        .map_or(unquoted.clone(), |decoded| decoded.into_owned())
+}
+
+fn strip_prefix_ignoring_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
 }
 
 fn plain_name(name: &str) -> bool {
@@ -117,6 +190,37 @@ mod tests {
         assert_eq!(headers.get(KEY).unwrap().as_str(), "agg-1");
         assert!(headers.get(ENCODED).is_none());
         assert_eq!(round_trip(&message), message);
+    }
+
+    #[test]
+    fn cloudevents_attributes_follow_the_nats_binding() {
+        let message = Message::new("hi")
+            .with_header("ce_id", "e-1")
+            .with_header("ce_source", "Euro € \"quoted\" 100%")
+            .with_header("content-type", "text/plain");
+        let headers = to_nats(&message);
+        assert_eq!(headers.get("ce-id").unwrap().as_str(), "e-1");
+        assert_eq!(
+            headers.get("ce-source").unwrap().as_str(),
+            "Euro%20%E2%82%AC%20%22quoted%22%20100%25"
+        );
+        assert_eq!(headers.get("Content-Type").unwrap().as_str(), "text/plain");
+        assert_eq!(round_trip(&message), message);
+
+        let binary = message.clone().with_header("ce_specversion", "1.0");
+        let headers = to_nats(&binary);
+        assert_eq!(
+            headers.get("ce-datacontenttype").unwrap().as_str(),
+            "text/plain"
+        );
+        assert_eq!(round_trip(&binary), binary);
+
+        let mut foreign = HeaderMap::new();
+        foreign.insert("CE-Type", "\"a b\"");
+        foreign.insert("content-type", "application/json");
+        let received = from_nats(Some(&foreign), Bytes::new());
+        assert_eq!(received.headers["ce_type"], "a b");
+        assert_eq!(received.headers["content-type"], "application/json");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! A transport message as a Pub/Sub message (data, attributes, ordering key), and back.
+//! A transport message as a Pub/Sub message (data, attributes, ordering key), and back, by
+//! the CloudEvents Pub/Sub binding: each `ce_{name}` attribute header is the `ce-{name}`
+//! attribute, and `content-type` is the `content-type` attribute.
 
 use std::collections::HashMap;
 
@@ -7,6 +9,12 @@ use event_bus_core::Message;
 use event_bus_core::dead_letter::{DeadLetterReason, headers};
 use gcloud_googleapis::pubsub::v1::PubsubMessage;
 
+/// Prefix of a CloudEvents attribute in the message's headers.
+const CE_PREFIX: &str = "ce_";
+/// Prefix of a CloudEvents attribute among Pub/Sub attributes.
+const PUBSUB_CE_PREFIX: &str = "ce-";
+/// The content type, as the message and Pub/Sub name it.
+const CONTENT_TYPE: &str = "content-type";
 /// Attribute carrying the message's key when it is not sent as the ordering key.
 const KEY: &str = "x-event-bus-key";
 /// Longest attribute value Pub/Sub accepts, in bytes.
@@ -21,7 +29,13 @@ pub(super) fn to_pubsub(message: &Message, ordering: bool) -> PubsubMessage {
     let mut attributes: HashMap<String, String> = message
         .headers
         .iter()
-        .map(|(name, value)| (name.clone(), truncated(value)))
+        .map(|(name, value)| {
+            let name = match name.strip_prefix(CE_PREFIX) {
+                Some(attribute) => format!("{PUBSUB_CE_PREFIX}{attribute}"),
+                None => name.clone(),
+            };
+            (name, truncated(value))
+        })
         .collect();
     let mut ordering_key = String::new();
     if let Some(key) = &message.key {
@@ -43,7 +57,16 @@ pub(super) fn from_pubsub(message: &PubsubMessage) -> Message {
     let mut headers: std::collections::BTreeMap<String, String> = message
         .attributes
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(name, value)| {
+            // The binding's attribute names are case-insensitive.
+            let lower = name.to_ascii_lowercase();
+            let name = match lower.strip_prefix(PUBSUB_CE_PREFIX) {
+                Some(attribute) => format!("{CE_PREFIX}{attribute}"),
+                None if lower == CONTENT_TYPE => lower,
+                None => name.clone(),
+            };
+            (name, value.clone())
+        })
         .collect();
     let key = headers
         .remove(KEY)
@@ -118,6 +141,30 @@ mod tests {
             assert_eq!(pubsub.attributes["tenant_id"], "acme");
             assert_eq!(from_pubsub(&pubsub), message);
         }
+    }
+
+    #[test]
+    fn cloudevents_attributes_follow_the_pubsub_binding() {
+        let message = Message::new("hi")
+            .with_header("ce_id", "e-1")
+            .with_header("content-type", "text/plain");
+        let pubsub = to_pubsub(&message, false);
+        assert_eq!(pubsub.attributes["ce-id"], "e-1");
+        assert_eq!(pubsub.attributes["content-type"], "text/plain");
+        assert!(!pubsub.attributes.contains_key("ce_id"));
+        assert_eq!(from_pubsub(&pubsub), message);
+
+        let mut foreign = pubsub.clone();
+        foreign.attributes = HashMap::from([
+            ("CE-ID".to_owned(), "e-2".to_owned()),
+            (
+                "Content-Type".to_owned(),
+                "application/cloudevents+json".to_owned(),
+            ),
+        ]);
+        let read = from_pubsub(&foreign);
+        assert_eq!(read.headers["ce_id"], "e-2");
+        assert_eq!(read.headers["content-type"], "application/cloudevents+json");
     }
 
     #[test]

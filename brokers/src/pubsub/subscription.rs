@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::DateTime;
 use event_bus_core::dead_letter::headers;
-use event_bus_core::envelope::wire_headers;
+use event_bus_core::envelope::header_tenant;
 use event_bus_core::kit::{ClosedFlag, Delivered};
 use event_bus_core::{BusError, Delivery, Subscription, SubscriptionConfig};
 use gcloud_gax::grpc::Code;
@@ -76,7 +76,7 @@ impl PubSubSubscription {
     async fn accept(&mut self, received: ReceivedMessage) -> Option<Ready> {
         let mut message = from_pubsub(&received.message);
         if let Some(tenant) = &self.tenant
-            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+            && header_tenant(&message).is_some_and(|named| named != tenant)
         {
             tracing::debug!(wanted = %tenant, "pubsub: a message of another tenant acknowledged unseen");
             // Acknowledged in the background, so that `next` stays cancel-safe.

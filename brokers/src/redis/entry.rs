@@ -1,4 +1,7 @@
 //! A message as stream entry fields: `payload`, optional `key`, and `h:{name}` per header.
+//! Redis Streams has no CloudEvents binding; the headers follow the Kafka binding's names, so
+//! a structured event has `h:content-type` = `application/cloudevents+json`, and a binary one
+//! `h:ce_{name}` per attribute and `h:content-type` for its data.
 
 use std::collections::HashMap;
 

@@ -26,7 +26,7 @@ pub async fn publish_then_subscribe_keeps_payload_and_headers(
         .wait_for(100, TIMEOUT)
         .await
         .expect("all events arrive");
-    let by_id: HashMap<_, _> = received.iter().map(|e| (e.id, e)).collect();
+    let by_id: HashMap<_, _> = received.iter().map(|e| (e.id.clone(), e)).collect();
     for event in &published {
         assert_eq!(
             by_id.get(&event.id),
@@ -190,13 +190,14 @@ pub async fn per_key_order_is_kept(target: &(impl ConformanceTarget + ?Sized)) {
     let fixture = Fixture::new(target);
     let bus = fixture.bus().await;
     let handled: Arc<Mutex<HashMap<String, Vec<u64>>>> = Arc::default();
-    let failed_once: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
+    let failed_once: Arc<Mutex<HashSet<String>>> = Arc::default();
     let handler = {
         let handled = Arc::clone(&handled);
         handler_fn(move |event| {
             let (handled, failed_once) = (Arc::clone(&handled), Arc::clone(&failed_once));
             async move {
-                if event.aggregate_version % 7 == 3 && failed_once.lock().unwrap().insert(event.id)
+                if event.aggregate_version % 7 == 3
+                    && failed_once.lock().unwrap().insert(event.id.clone())
                 {
                     return Err(HandlerError::retryable(
                         "first attempt of every seventh event fails",

@@ -219,14 +219,14 @@ pub async fn bad_input_is_dead_lettered_at_once(target: &(impl ConformanceTarget
 pub async fn a_panicking_handler_is_a_counted_failure(target: &(impl ConformanceTarget + ?Sized)) {
     let fixture = Fixture::new(target);
     let bus = fixture.bus().await;
-    let seen: Arc<Mutex<HashMap<uuid::Uuid, u32>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let recorder = Recorder::new();
     let handler = {
         let recorder = recorder.clone();
         handler_fn(move |event| {
             let first_time = {
                 let mut seen = seen.lock().unwrap();
-                let count = seen.entry(event.id).or_default();
+                let count = seen.entry(event.id.clone()).or_default();
                 *count += 1;
                 *count == 1
             };

@@ -128,19 +128,19 @@ pub async fn take_messages(subscription: &mut dyn Subscription, count: usize) ->
 }
 
 /// Id of the event a raw message carries.
-pub fn message_id(message: &Message) -> Uuid {
+pub fn message_id(message: &Message) -> String {
     EventEnvelope::from_message(message)
         .expect("an envelope")
         .id
 }
 
 /// Ids of the given events.
-pub fn ids<'a>(events: impl IntoIterator<Item = &'a EventEnvelope>) -> HashSet<Uuid> {
-    events.into_iter().map(|e| e.id).collect()
+pub fn ids<'a>(events: impl IntoIterator<Item = &'a EventEnvelope>) -> HashSet<String> {
+    events.into_iter().map(|e| e.id.clone()).collect()
 }
 
 /// Ids of events carried by raw messages.
-pub fn message_ids(messages: &[Message]) -> HashSet<Uuid> {
+pub fn message_ids(messages: &[Message]) -> HashSet<String> {
     messages.iter().map(message_id).collect()
 }
 

@@ -78,7 +78,7 @@ pub async fn a_closed_group_resumes_where_it_left_off(target: &(impl Conformance
         "events acked before leaving were delivered again"
     );
     assert_eq!(
-        acked_first.union(&rest).copied().collect::<HashSet<_>>(),
+        acked_first.union(&rest).cloned().collect::<HashSet<_>>(),
         all
     );
     bus.shutdown().await.expect("shutdown");

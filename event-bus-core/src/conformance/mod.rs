@@ -4,6 +4,7 @@
 //! [`conformance_tests!`](crate::conformance_tests), which makes one `#[tokio::test]` per case.
 //! Cases a backend's [`Capabilities`] rule out report themselves skipped and pass.
 
+mod cloudevents;
 mod delivery;
 mod failures;
 mod fixture;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use crate::error::BoxError;
 use crate::transport::{Broker, Capabilities};
 
+pub use cloudevents::*;
 pub use delivery::*;
 pub use failures::*;
 pub use fixture::{Fixture, TIMEOUT};
@@ -61,6 +63,8 @@ macro_rules! conformance_tests {
             a_new_group_receives_earlier_events,
             per_key_order_is_kept,
             a_tenant_never_handles_another_tenants_events,
+            a_tenant_named_only_in_the_event_is_routed,
+            any_cloudevent_in_either_mode_is_handled,
             trace_context_headers_reach_the_consumer,
             nack_redelivers_and_loses_nothing,
             a_closed_group_resumes_where_it_left_off,

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::stats::{Outcome, SubscriptionStats};
 use crate::dead_letter::{DeadLetterReason, FailureReport, REDRIVE_SUBSCRIPTION_HEADER};
-use crate::envelope::{EventEnvelope, wire_headers};
+use crate::envelope::{EventEnvelope, header_tenant, wire_headers};
 use crate::error::BusError;
 use crate::handler::{Handler, HandlerError, HandlerPanicked};
 use crate::telemetry::metrics::{BusMetrics, UNKNOWN_EVENT_TYPE};
@@ -121,16 +121,25 @@ impl Worker {
             tracing::debug!(topic = %self.config.topic, redriven_for = %target, "redrive for another group skipped");
             return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
+        let header_tenant = header_tenant(message);
         if let Some(tenant) = &self.config.tenant
-            && message.headers.get(wire_headers::TENANT_ID) != Some(tenant)
+            && header_tenant.is_some_and(|named| named != tenant)
         {
             // The tenant filter, by the `tenant_id` attribute, as a broker-side filter would.
             tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
             return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
         }
+        // A tenant group reads the tenant of a message without the attribute from the event;
+        // an event it cannot read (oversize, malformed) names no tenant of this group's, so it
+        // is skipped here (groups without a tenant dead-letter it).
+        let unreadable_tenant = self.config.tenant.is_some() && header_tenant.is_none();
         // After the tenant filter: another tenant's oversize message is not this group's to
         // dead-letter.
         if message.size() > self.max_message_bytes {
+            if unreadable_tenant {
+                tracing::debug!(topic = %self.config.topic, "oversize event without a tenant attribute skipped by a tenant group");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             let error = BusError::MessageTooLarge {
                 size: message.size(),
                 limit: self.max_message_bytes,
@@ -148,6 +157,10 @@ impl Worker {
         }
         let envelope = match EventEnvelope::from_message(message) {
             Ok(envelope) => envelope,
+            Err(_) if unreadable_tenant => {
+                tracing::debug!(topic = %self.config.topic, "malformed event without a tenant attribute skipped by a tenant group");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             Err(error) => {
                 return self
                     .dead_letter(
@@ -163,6 +176,11 @@ impl Worker {
         if let Some(tenant) = &self.config.tenant
             && envelope.tenant_id.as_ref() != Some(tenant)
         {
+            if header_tenant.is_none() {
+                // Only the event itself names its tenant, and it is another (or none).
+                tracing::debug!(topic = %self.config.topic, wanted = %tenant, "event of another tenant skipped");
+                return self.settle(event_type, delivery.ack().await, Outcome::Skipped);
+            }
             let error = format!(
                 "event of tenant `{}` carried with the attribute of tenant `{tenant}`",
                 envelope.tenant_id.as_deref().unwrap_or_default()
@@ -359,13 +377,14 @@ impl Worker {
     fn settle(&self, event_type: &str, result: Result<(), BusError>, outcome: Outcome) {
         match result {
             Ok(()) => {
-                self.stats.record(outcome);
+                // Metrics first: whoever waits on the stats then sees the metrics moved too.
                 match outcome {
                     Outcome::Handled => self.metrics.handled(event_type),
                     Outcome::Skipped => self.metrics.skipped(event_type),
                     Outcome::Retried => self.metrics.retried(event_type),
                     Outcome::Received | Outcome::Failed | Outcome::DeadLettered => {}
                 }
+                self.stats.record(outcome);
             }
             Err(error) => {
                 tracing::warn!(%error, topic = %self.config.topic, "settling a delivery failed; the broker will redeliver it")
@@ -378,9 +397,7 @@ impl Worker {
             .first_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failures
-            .entry(envelope.id.to_string())
-            .or_insert_with(Utc::now);
+        failures.entry(envelope.id.clone()).or_insert_with(Utc::now);
     }
 
     fn forget_failures(&self, envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
@@ -388,7 +405,7 @@ impl Worker {
             .first_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failures.remove(&envelope.id.to_string())
+        failures.remove(&envelope.id)
     }
 }
 

@@ -23,7 +23,7 @@ pub struct DeadLetter {
     /// When it was taken from the dead-letter topic.
     pub received_at: DateTime<Utc>,
     /// Id of the carried event, when the message says.
-    pub event_id: Option<Uuid>,
+    pub event_id: Option<String>,
     /// Type of the carried event, when the message says.
     pub event_type: Option<String>,
     /// Why it was dead-lettered (`x-dead-letter-reason`), `unknown` when missing.
@@ -59,9 +59,7 @@ impl DeadLetter {
     pub fn from_message(message: Message) -> Self {
         let header = |name: &str| message.headers.get(name).cloned();
         let envelope = EventEnvelope::from_message(&message).ok();
-        let event_id = header(wire_headers::EVENT_ID)
-            .and_then(|id| id.parse().ok())
-            .or(envelope.as_ref().map(|e| e.id));
+        let event_id = header(wire_headers::EVENT_ID).or(envelope.as_ref().map(|e| e.id.clone()));
         let event_type = header(wire_headers::EVENT_TYPE).or(envelope.map(|e| e.event_type));
         Self {
             id: Uuid::now_v7(),

@@ -1,85 +1,73 @@
-//! The event envelope: what travels on every backend, serialized as a CloudEvents 1.0 JSON event.
+//! The event envelope: what travels on every backend, a CloudEvents 1.0 event.
 
+mod attributes;
 mod builder;
+mod data;
 mod domain_event;
 mod replay_marker;
-mod spec_version;
+mod structured;
 mod wire;
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-pub use builder::EnvelopeBuilder;
+pub use attributes::EnvelopeError;
+pub use builder::{DEFAULT_SOURCE, EnvelopeBuilder};
 pub use domain_event::{DecodeError, DomainEvent};
 pub use replay_marker::{REPLAYED_HEADER, SkipReplays, skip_replays};
-pub use wire::{WireError, headers as wire_headers};
+pub use wire::{ContentMode, WireError, content_mode, header_tenant, headers as wire_headers};
 
-use spec_version::SpecVersion;
-
-/// A domain event with its metadata, in CloudEvents 1.0 structured JSON form.
+/// A domain event with its metadata: a CloudEvents 1.0 event.
 ///
 /// Field names on the wire are CloudEvents attributes where one exists (`id`, `type`, `source`,
-/// `subject` for the aggregate id, `time`, `datacontenttype`, `data`) and lower-case CloudEvents
-/// extension attributes otherwise (`aggregatetype`, `aggregateversion`, `schemaversion`,
-/// `correlationid`, `causationid`, `tenantid`, `idempotencykey`, `headers`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `subject` for the aggregate id, `time`, `datacontenttype`, `data` or `data_base64`) and
+/// lower-case CloudEvents extension attributes otherwise (`aggregatetype`, `aggregateversion`,
+/// `schemaversion`, `correlationid`, `causationid`, `tenantid`, `idempotencykey`, `headers`).
+/// Any other attribute is kept in [`extensions`](Self::extensions). Only `specversion`, `id`,
+/// `source` and `type` are required when reading; the README lists the defaults of the rest.
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventEnvelope {
-    #[serde(rename = "specversion")]
-    spec_version: SpecVersion,
-    /// Unique id of this event (UUID v7, so ids sort by creation time).
-    pub id: Uuid,
+    /// Unique id of this event among the events of its `source` (a UUID v7 when the bus makes it).
+    pub id: String,
     /// Event type name, such as `user.registered`.
-    #[serde(rename = "type")]
     pub event_type: String,
     /// The service or component that produced the event.
     pub source: String,
-    /// Id of the aggregate the event belongs to; also the ordering key.
-    #[serde(rename = "subject")]
+    /// Id of the aggregate the event belongs to (`subject`); also the ordering key.
     pub aggregate_id: String,
     /// Type of the aggregate, such as `user`.
-    #[serde(rename = "aggregatetype")]
     pub aggregate_type: String,
     /// Version of the aggregate after this event.
-    #[serde(rename = "aggregateversion")]
     pub aggregate_version: u64,
     /// Version of the payload schema of this event type.
-    #[serde(rename = "schemaversion")]
     pub schema_version: u32,
     /// When the event happened.
-    #[serde(rename = "time")]
     pub timestamp: DateTime<Utc>,
     /// Id shared by every event of one business transaction.
-    #[serde(rename = "correlationid")]
-    pub correlation_id: Uuid,
+    pub correlation_id: String,
     /// Id of the event or command that caused this one.
-    #[serde(
-        rename = "causationid",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub causation_id: Option<Uuid>,
+    pub causation_id: Option<String>,
     /// Tenant the event belongs to.
-    #[serde(rename = "tenantid", default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     /// Key under which handlers deduplicate deliveries of this event.
-    #[serde(rename = "idempotencykey")]
     pub idempotency_key: String,
     /// Free-form string headers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// The JSON payload.
-    #[serde(rename = "data")]
+    /// CloudEvents attributes the bus does not define (`traceparent`, `partitionkey`,
+    /// `dataschema`, ...), kept as they came.
+    pub extensions: BTreeMap<String, serde_json::Value>,
+    /// The JSON payload (`data`); `Null` when the event has no data or non-JSON bytes.
     pub payload: serde_json::Value,
-    #[serde(rename = "datacontenttype", default = "json_content_type")]
-    content_type: String,
+    /// Data that is not JSON (`data_base64`, or a binary-mode body of another content type).
+    binary: Option<Bytes>,
+    /// The `datacontenttype` attribute as given.
+    content_type: Option<String>,
 }
 
-fn json_content_type() -> String {
-    "application/json".to_owned()
-}
+/// The content type of JSON data, the default of `datacontenttype`.
+const JSON_CONTENT_TYPE: &str = "application/json";
 
 impl EventEnvelope {
     /// Starts an envelope of the given event type with a JSON payload.
@@ -88,8 +76,14 @@ impl EventEnvelope {
     }
 
     /// The idempotency key used when none is given: `{event_type}:{tenant_id}:{event_id}`.
-    pub fn default_idempotency_key(event_type: &str, tenant_id: Option<&str>, id: Uuid) -> String {
+    pub fn default_idempotency_key(event_type: &str, tenant_id: Option<&str>, id: &str) -> String {
         format!("{event_type}:{}:{id}", tenant_id.unwrap_or_default())
+    }
+
+    /// The idempotency key of a received event that brings none: CloudEvents makes `source`
+    /// plus `id` unique, so `ce:{byte length of source}:{source}:{id}`.
+    pub fn source_idempotency_key(source: &str, id: &str) -> String {
+        format!("ce:{}:{source}:{id}", source.len())
     }
 
     /// Starts an envelope for an event caused by this one: same correlation id and tenant,
@@ -101,8 +95,8 @@ impl EventEnvelope {
     ) -> EnvelopeBuilder {
         let mut builder = Self::builder(event_type, payload)
             .source(self.source.clone())
-            .correlation_id(self.correlation_id)
-            .causation_id(self.id);
+            .correlation_id(self.correlation_id.clone())
+            .causation_id(self.id.clone());
         if let Some(tenant) = &self.tenant_id {
             builder = builder.tenant_id(tenant.clone());
         }
@@ -158,7 +152,7 @@ mod tests {
         assert_eq!(json["datacontenttype"], "application/json");
         assert_eq!(json["data"]["email"], "zoë@example.com");
         assert_eq!(json["headers"]["x-request"], "r-1");
-        assert_eq!(json["id"], envelope.id.to_string());
+        assert_eq!(json["id"], envelope.id);
         assert!(
             json.get("causationid").is_none(),
             "absent optional attributes are left out"
@@ -170,7 +164,9 @@ mod tests {
         let envelope = EventEnvelope::builder("user.registered", serde_json::json!({}))
             .tenant_id("acme")
             .build();
-        assert_eq!(envelope.id.get_version_num(), 7);
+        let id: uuid::Uuid = envelope.id.parse().expect("a UUID");
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(envelope.source, DEFAULT_SOURCE);
         assert_eq!(envelope.correlation_id, envelope.id);
         assert_eq!(
             envelope.idempotency_key,
@@ -192,7 +188,7 @@ mod tests {
             .caused("profile.created", serde_json::json!({}))
             .build();
         assert_eq!(effect.correlation_id, cause.correlation_id);
-        assert_eq!(effect.causation_id, Some(cause.id));
+        assert_eq!(effect.causation_id, Some(cause.id.clone()));
         assert_eq!(effect.tenant_id.as_deref(), Some("acme"));
     }
 
@@ -204,7 +200,10 @@ mod tests {
             .build();
         let message = envelope.to_message().unwrap();
         assert_eq!(message.key.as_deref(), Some("u-1"));
-        assert_eq!(message.headers[wire_headers::EVENT_TYPE], "user.registered");
+        assert_eq!(
+            message.headers[wire_headers::CONTENT_TYPE],
+            wire_headers::STRUCTURED_CONTENT_TYPE
+        );
         assert_eq!(message.headers[wire_headers::TENANT_ID], "acme");
         let decoded = EventEnvelope::from_message(&message).unwrap();
         assert_eq!(decoded, envelope);

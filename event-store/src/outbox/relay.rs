@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::store::StoreError;
 use event_bus_core::bus::EventBus;
+use event_bus_core::envelope::ContentMode;
 use event_bus_core::error::BusError;
 use event_bus_core::topics::TopicNames;
 use event_bus_core::transport::Publisher;
@@ -34,6 +35,7 @@ pub struct OutboxRelay {
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn Publisher>,
     topics: TopicNames,
+    content_mode: ContentMode,
     batch_size: usize,
     lease: Duration,
     id: Uuid,
@@ -46,16 +48,24 @@ impl OutboxRelay {
             outbox,
             publisher,
             topics,
+            content_mode: ContentMode::default(),
             batch_size: 100,
             lease: Duration::from_secs(30),
             id: Uuid::now_v7(),
         }
     }
 
-    /// A relay publishing to `bus`'s broker and topics.
+    /// A relay publishing to `bus`'s broker and topics, in its CloudEvents content mode.
     pub fn for_bus(outbox: Arc<dyn Outbox>, bus: &EventBus) -> Self {
         let publisher: Arc<dyn Publisher> = bus.broker().clone();
-        Self::new(outbox, publisher, bus.topics().clone())
+        Self::new(outbox, publisher, bus.topics().clone()).content_mode(bus.settings().content_mode)
+    }
+
+    /// Sets the CloudEvents content mode events are published in (default structured).
+    #[must_use]
+    pub fn content_mode(mut self, mode: ContentMode) -> Self {
+        self.content_mode = mode;
+        self
     }
 
     /// Sets how many entries one pass takes (at least 1).
@@ -100,7 +110,7 @@ impl OutboxRelay {
                 break;
             }
             let topic = self.topics.topic(&entry.envelope.event_type);
-            let sent = match entry.envelope.to_message() {
+            let sent = match entry.envelope.to_message_in(self.content_mode) {
                 Ok(message) => self.publisher.publish(&topic, message).await,
                 Err(error) => Err(BusError::Encode(error)),
             };

@@ -49,7 +49,7 @@ impl EventLog {
     pub async fn show(&mut self, count: usize) -> ExampleResult {
         let mut events = self.recorder.wait_for(self.shown + count, WAIT).await?;
         let mut new = events.split_off(self.shown);
-        new.sort_by_key(|e| e.id);
+        new.sort_by(|a, b| a.id.cmp(&b.id));
         for event in &new {
             println!("  event    {:<32} {}", event.event_type, event.payload);
         }

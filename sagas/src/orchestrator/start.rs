@@ -33,6 +33,14 @@ pub fn saga_id(saga_type: &str, trigger_key: &str) -> Uuid {
     )
 }
 
+/// The saga's correlation id for a trigger's: the same UUID when it is one (as on every event
+/// the bus makes), otherwise a UUID v5 of it (events from other producers may use any string).
+fn correlation_uuid(correlation_id: &str) -> Uuid {
+    correlation_id
+        .parse()
+        .unwrap_or_else(|_| Uuid::new_v5(&SAGA_ID_NAMESPACE, correlation_id.as_bytes()))
+}
+
 impl SagaOrchestrator {
     /// Starts the saga `saga_type` for `trigger` and drives it in the background. The saga id
     /// derives from the trigger's idempotency key, so the same trigger twice starts one saga.
@@ -57,7 +65,7 @@ impl SagaOrchestrator {
             id: saga_id(saga_type, &trigger.idempotency_key),
             saga_type: saga_type.to_owned(),
             trigger_key: trigger.idempotency_key.clone(),
-            correlation_id: trigger.correlation_id,
+            correlation_id: correlation_uuid(&trigger.correlation_id),
             status: SagaStatus::Running,
             data: serde_json::json!({ "trigger": trigger.payload }),
             completed_steps: 0,
@@ -81,5 +89,19 @@ impl SagaOrchestrator {
                 Ok(StartOutcome::Duplicate(existing.id))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uuid_correlation_id_is_kept_and_any_other_maps_to_one_uuid() {
+        let id = Uuid::now_v7();
+        assert_eq!(correlation_uuid(&id.to_string()), id);
+        let foreign = correlation_uuid("order-123");
+        assert_eq!(foreign, correlation_uuid("order-123"));
+        assert_ne!(foreign, correlation_uuid("order-124"));
     }
 }
