@@ -49,11 +49,19 @@ EVENT_BUS_TYPE=kafka EVENT_BUS_TOPIC_PREFIX="demo-$$" KAFKA_SESSION_TIMEOUT_MS=6
 EVENT_BUS_TYPE=nats NATS_URL="nats://127.0.0.1:$NATS_PORT" EVENT_BUS_TOPIC_PREFIX="demo-$$" \
   cargo run --locked -p event-bus-examples --bin user-registration
 
-step "the saga examples, on every backend"
+step "the saga examples, on memory and Redis; the password reset on every backend"
 for saga_example in user_registration_saga gdpr_deletion_saga gdpr_export_saga voice_training_saga password_reset_saga; do
   cargo run --locked -p event-bus-sagas --example "$saga_example"
   EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" cargo run --locked -p event-bus-sagas --example "$saga_example"
 done
+EVENT_BUS_TYPE=rabbitmq EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" RABBITMQ_QUEUE_EXPIRES_SECONDS=60 \
+  cargo run --locked -p event-bus-sagas --example password_reset_saga
+EVENT_BUS_TYPE=pubsub PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT" EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" \
+  cargo run --locked -p event-bus-sagas --example password_reset_saga
+EVENT_BUS_TYPE=kafka EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" KAFKA_SESSION_TIMEOUT_MS=6000 \
+  cargo run --locked -p event-bus-sagas --example password_reset_saga
+EVENT_BUS_TYPE=nats NATS_URL="nats://127.0.0.1:$NATS_PORT" EVENT_BUS_TOPIC_PREFIX="demo-saga-$$" \
+  cargo run --locked -p event-bus-sagas --example password_reset_saga
 
 step "the conversation-history example (event store, outbox, snapshots)"
 EVENT_BUS_TYPE=redis EVENT_BUS_TOPIC_PREFIX="conversation-$$" cargo run --locked -p event-bus-examples --bin conversation-history
