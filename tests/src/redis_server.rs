@@ -72,6 +72,11 @@ impl RedisServer {
         self.dir.path().join("ca.pem")
     }
 
+    /// Whether the server speaks TLS only.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Stops the server (SIGTERM, by PID) and starts it again on the same port and data.
     pub fn restart(&self) -> io::Result<()> {
         let mut child = self
