@@ -18,6 +18,8 @@ pub struct NatsServer {
     port: u16,
     dir: TempDir,
     jetstream: bool,
+    /// The one user the server admits, and its password; `None`: anyone.
+    user: Option<(String, String)>,
     child: Mutex<Child>,
 }
 
@@ -25,31 +27,40 @@ impl NatsServer {
     /// Starts a server with JetStream on a free port of 127.0.0.1, its store in a new
     /// temporary folder.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
     /// Starts a server without JetStream, as a misconfigured deployment would run.
     pub fn start_without_jetstream() -> io::Result<Self> {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
-    fn start_with(jetstream: bool) -> io::Result<Self> {
+    /// Starts a server with JetStream that admits only `user` with `password`.
+    pub fn start_with_user(user: &str, password: &str) -> io::Result<Self> {
+        Self::start_with(true, Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_with(jetstream: bool, user: Option<(String, String)>) -> io::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let child = spawn(port, &dir, jetstream)?;
+        let child = spawn(port, &dir, jetstream, user.as_ref())?;
         let server = Self {
             port,
             dir,
             jetstream,
+            user,
             child: Mutex::new(child),
         };
         server.wait_until_ready()?;
         Ok(server)
     }
 
-    /// The URL clients connect to.
+    /// The URL clients connect to (with the user's credentials, when it has a user).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        match &self.user {
+            Some((user, password)) => format!("nats://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("nats://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Stops the server (SIGTERM, by PID, which lets it write its store) and starts it again
@@ -60,7 +71,7 @@ impl NatsServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stop(&mut child)?;
-        *child = spawn(self.port, &self.dir, self.jetstream)?;
+        *child = spawn(self.port, &self.dir, self.jetstream, self.user.as_ref())?;
         drop(child);
         self.wait_until_ready()
     }
@@ -106,9 +117,17 @@ fn binary() -> PathBuf {
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
 }
 
-fn spawn(port: u16, dir: &TempDir, jetstream: bool) -> io::Result<Child> {
+fn spawn(
+    port: u16,
+    dir: &TempDir,
+    jetstream: bool,
+    user: Option<&(String, String)>,
+) -> io::Result<Child> {
     let mut command = Command::new(binary());
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some((user, password)) = user {
+        command.args(["--user", user, "--pass", password]);
+    }
     if jetstream {
         command.arg("-js").arg("-sd").arg(dir.path());
     }

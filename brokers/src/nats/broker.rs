@@ -62,11 +62,11 @@ impl NatsBroker {
 const HEADER_ROOM: usize = 4096;
 
 async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError> {
-    let connecting = async_nats::ConnectOptions::new()
+    let connecting = with_url_credentials(async_nats::ConnectOptions::new(), options)
         .name("event-bus")
         .connection_timeout(options.connect_timeout)
         .request_timeout(Some(options.request_timeout))
-        .connect(options.servers());
+        .connect(without_credentials(&options.servers()));
     match tokio::time::timeout(options.connect_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(source)) if source.kind() == async_nats::ConnectErrorKind::TimedOut => {
@@ -84,6 +84,50 @@ async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError>
             timeout: options.connect_timeout,
         }),
     }
+}
+
+/// The client does not log in with credentials in a server URL by itself: those of the first
+/// URL (`user:password@`, or a lone token `token@`) become its login.
+fn with_url_credentials(
+    connect: async_nats::ConnectOptions,
+    options: &NatsOptions,
+) -> async_nats::ConnectOptions {
+    let first = options
+        .servers()
+        .first()
+        .and_then(|url| url.parse::<async_nats::ServerAddr>().ok());
+    match first
+        .as_ref()
+        .map(|addr| (addr.username(), addr.password()))
+    {
+        Some((Some(user), Some(password))) => {
+            connect.user_and_password(decoded(user), decoded(password))
+        }
+        Some((Some(token), None)) => connect.token(decoded(token)),
+        _ => connect,
+    }
+}
+
+/// The server URLs without their credentials (the login carries them), so the client's own
+/// logs of the servers it tries show none.
+fn without_credentials(servers: &[&str]) -> Vec<async_nats::ServerAddr> {
+    servers
+        .iter()
+        .filter_map(|url| url.parse::<async_nats::ServerAddr>().ok())
+        .filter_map(|addr| {
+            let mut url = addr.into_inner();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            async_nats::ServerAddr::from_url(url).ok()
+        })
+        .collect()
+}
+
+/// A URL part without its percent-encoding.
+fn decoded(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Asks JetStream for the account's information, which only a server with JetStream answers.
