@@ -32,6 +32,7 @@ fn options(host: &str) -> PubSubOptions {
         ack_deadline: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         native_dead_letter: true,
+        dead_letters: None,
     }
 }
 

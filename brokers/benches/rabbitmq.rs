@@ -32,6 +32,7 @@ async fn through_the_bus(url: &str, prefix: &str) -> Measured {
         exchange: prefix.to_owned(),
         publish_timeout: Duration::from_secs(30),
         queue_expiry: Some(EXPIRY),
+        dead_letters: None,
     };
     let broker = Arc::new(RabbitMqBroker::connect(options).await.expect("connect"));
     let settings = BusSettings::from_vars([("EVENT_BUS_TOPIC_PREFIX", prefix)]).expect("settings");

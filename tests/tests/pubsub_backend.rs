@@ -36,6 +36,7 @@ async fn broker() -> PubSubBroker {
         ack_deadline: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         native_dead_letter: true,
+        dead_letters: None,
     };
     PubSubBroker::connect(options).await.expect("connect")
 }
@@ -342,4 +343,41 @@ async fn an_endpoint_that_is_not_pubsub_is_refused_at_connect() {
         text.contains(&format!("no connection to Pub/Sub at {address}")),
         "{text}"
     );
+}
+
+/// A dead letter published before any subscription dead-letters (by another service, or an
+/// operator) is kept too: connecting makes the dead-letter topic and its keeping subscription.
+#[tokio::test]
+async fn a_dead_letter_published_before_any_subscription_is_kept() {
+    let host = emulator();
+    let prefix = unique_prefix();
+    let keeper = format!("{prefix}-kept");
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "pubsub"),
+        ("PUBSUB_EMULATOR_HOST", host.as_str()),
+        ("GCP_PROJECT_ID", PROJECT),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("DEAD_LETTER_SUBSCRIPTION", keeper.as_str()),
+    ])
+    .unwrap();
+    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let event = EventEnvelope::builder("order.placed", serde_json::json!({"n": 1})).build();
+    let topic = bus.topics().dead_letter_topic().to_owned();
+    bus.broker()
+        .publish(&topic, event.to_message().unwrap())
+        .await
+        .unwrap();
+    let mut kept = bus
+        .broker()
+        .subscribe(&SubscriptionConfig::new(&topic, keeper.as_str()))
+        .await
+        .unwrap();
+    let letter = next(kept.as_mut()).await;
+    assert_eq!(
+        EventEnvelope::from_message(letter.message()).unwrap(),
+        event
+    );
+    letter.ack().await.unwrap();
+    kept.close().await.unwrap();
+    bus.shutdown().await.unwrap();
 }

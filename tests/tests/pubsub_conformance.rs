@@ -35,6 +35,7 @@ impl ConformanceTarget for Emulator {
             ack_deadline: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             native_dead_letter: true,
+            dead_letters: None,
         };
         Arc::new(
             PubSubBroker::connect(options)

@@ -137,3 +137,46 @@ async fn a_delayed_nack_comes_back_after_its_delay_with_the_next_attempt_number(
     subscription.close().await.unwrap();
     bus.shutdown().await.unwrap();
 }
+
+/// A dead letter published before any subscription dead-letters (by another service, or an
+/// operator) waits in the queue of `DEAD_LETTER_SUBSCRIPTION`, declared when connecting, not
+/// with the unrouted messages.
+#[tokio::test]
+async fn a_dead_letter_published_before_any_subscription_is_kept() {
+    use event_bus_core::SubscriptionConfig;
+
+    let prefix = unique_prefix();
+    let keeper = format!("{prefix}-kept");
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", URL),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("DEAD_LETTER_SUBSCRIPTION", keeper.as_str()),
+        ("RABBITMQ_QUEUE_EXPIRES_SECONDS", "120"),
+    ])
+    .unwrap();
+    let bus = event_bus_brokers::connect(settings).await.unwrap();
+    let event = EventEnvelope::builder("order.placed", serde_json::json!({"n": 1})).build();
+    let topic = bus.topics().dead_letter_topic().to_owned();
+    bus.broker()
+        .publish(&topic, event.to_message().unwrap())
+        .await
+        .unwrap();
+    let mut kept = bus
+        .broker()
+        .subscribe(&SubscriptionConfig::new(&topic, &keeper))
+        .await
+        .unwrap();
+    let letter = tokio::time::timeout(TIMEOUT, kept.next())
+        .await
+        .expect("the dead letter was kept")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        EventEnvelope::from_message(letter.message()).unwrap(),
+        event
+    );
+    letter.ack().await.unwrap();
+    kept.close().await.unwrap();
+    bus.shutdown().await.unwrap();
+}

@@ -35,6 +35,7 @@ impl ConformanceTarget for RabbitMq {
             exchange: self.exchange.clone(),
             publish_timeout: Duration::from_secs(5),
             queue_expiry: Some(Duration::from_secs(300)),
+            dead_letters: None,
         };
         Arc::new(
             RabbitMqBroker::connect(options)

@@ -25,6 +25,7 @@ impl PrivateNode {
             exchange: "restart".to_owned(),
             publish_timeout: PUBLISH_TIMEOUT,
             queue_expiry: None,
+            dead_letters: None,
         }
     }
 }

@@ -135,15 +135,29 @@ impl Admin {
         if config.topic == topic {
             return Ok(());
         }
-        let keeper = SubscriptionConfig::new(topic, &config.dead_letter_subscription);
+        Box::pin(self.keep_dead_letters(
+            topic,
+            &config.dead_letter_subscription,
+            wanted.ack_deadline_seconds,
+        ))
+        .await
+    }
+
+    /// Creates the dead-letter topic and the subscription `keeper` on it, unless they exist.
+    pub(super) async fn keep_dead_letters(
+        &self,
+        topic: &str,
+        keeper: &str,
+        ack_deadline_seconds: i32,
+    ) -> Result<(), BusError> {
         let plain = Wanted {
             ordering: false,
             filter: String::new(),
             dead_letter: None,
-            ack_deadline_seconds: wanted.ack_deadline_seconds,
+            ack_deadline_seconds,
             instance_scoped: false,
         };
-        Box::pin(self.ensure_subscription(&keeper, &plain))
+        self.ensure_subscription(&SubscriptionConfig::new(topic, keeper), &plain)
             .await
             .map(drop)
     }

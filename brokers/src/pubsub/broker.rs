@@ -59,6 +59,9 @@ pub struct PubSubOptions {
     /// Give subscriptions Pub/Sub's own dead-letter policy, a safety net for messages no
     /// handler ever settles (`PUBSUB_ENABLE_DLQ`, default true); the bus dead-letters either way.
     pub native_dead_letter: bool,
+    /// The dead-letter topic and the subscription that keeps its messages, made when
+    /// connecting so no dead letter is ever published to a topic nobody keeps.
+    pub dead_letters: Option<(String, String)>,
 }
 
 impl PubSubOptions {
@@ -77,6 +80,10 @@ impl PubSubOptions {
             ack_deadline: settings.ack_deadline,
             connect_timeout: CONNECT_TIMEOUT,
             native_dead_letter: vars.pubsub_enable_dlq.unwrap_or(true),
+            dead_letters: Some((
+                settings.dead_letter_topic.clone(),
+                settings.dead_letter_subscription.clone(),
+            )),
         })
     }
 
@@ -99,6 +106,15 @@ impl PubSubBroker {
     pub async fn connect(options: PubSubOptions) -> Result<Self, BusError> {
         let client = client(&options).await?;
         let admin = Admin { client };
+        if let Some((topic, keeper)) = &options.dead_letters {
+            // A publisher-only identity may not create it; subscribing tries again.
+            if let Err(error) = admin
+                .keep_dead_letters(topic, keeper, options.ack_deadline_seconds())
+                .await
+            {
+                tracing::warn!(%error, topic, "pubsub: the dead-letter topic's keeping subscription could not be made now");
+            }
+        }
         Ok(Self {
             sender: Sender::new(admin.clone(), options.ordering_keys, options.batching),
             admin,

@@ -28,6 +28,9 @@ pub struct RabbitMqOptions {
     pub publish_timeout: Duration,
     /// Queues unused this long are deleted by the broker; `None` keeps them.
     pub queue_expiry: Option<Duration>,
+    /// The dead-letter topic and the group that keeps its messages, whose queue is declared
+    /// when connecting, so no dead letter waits with the unrouted messages.
+    pub dead_letters: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for RabbitMqOptions {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for RabbitMqOptions {
             .field("exchange", &self.exchange)
             .field("publish_timeout", &self.publish_timeout)
             .field("queue_expiry", &self.queue_expiry)
+            .field("dead_letters", &self.dead_letters)
             .finish()
     }
 }
@@ -61,6 +65,23 @@ impl RabbitMqBroker {
             topology,
             options.publish_timeout,
         ));
+        if let Some((topic, keeper)) = &options.dead_letters {
+            let queue = Topology::group_queue(topic, keeper);
+            let declared = match connector.channel().await {
+                Ok(channel) => {
+                    publisher
+                        .topology()
+                        .declare_group(&channel, topic, &queue, false)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            // An identity without `configure` permission may not declare it; subscribing
+            // tries again.
+            if let Err(error) = declared {
+                tracing::warn!(%error, %queue, "rabbitmq: the dead-letter queue could not be declared now");
+            }
+        }
         Ok(Self {
             connector,
             publisher,

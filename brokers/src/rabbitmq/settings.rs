@@ -31,6 +31,10 @@ impl RabbitMqOptions {
             queue_expiry: vars
                 .rabbitmq_queue_expires_seconds
                 .map(|seconds| Duration::from_secs(seconds.max(1))),
+            dead_letters: Some((
+                settings.dead_letter_topic.clone(),
+                settings.dead_letter_subscription.clone(),
+            )),
         })
     }
 }
