@@ -12,8 +12,8 @@ use event_bus_brokers::ConnectError;
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions, dead_letter_attempts};
 use event_bus_core::dead_letter::headers;
 use event_bus_core::{
-    BusSettings, Delivery, EventEnvelope, HandlerError, Nack, Publisher, Recorder, Subscriber,
-    Subscription, SubscriptionConfig, handler_fn,
+    BusSettings, Delivery, EventBus, EventEnvelope, HandlerError, Nack, Publisher, Recorder,
+    Subscriber, Subscription, SubscriptionConfig, handler_fn,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -257,11 +257,8 @@ async fn a_delayed_nack_is_redelivered_after_the_delay() {
     subscription.close().await.unwrap();
 }
 
-/// Issue 17, item 2: Pub/Sub keeps a message only for subscriptions that exist when it is
-/// published, so the dead-letter topic's keeping subscription (`DEAD_LETTER_SUBSCRIPTION`) is
-/// created with the first subscription that dead-letters to it, before anything fails.
-#[tokio::test]
-async fn a_dead_letter_waits_in_the_subscription_created_with_its_topic() {
+/// A bus whose dead letters are kept by a subscription of the test's own; returns it too.
+async fn bus_keeping_dead_letters() -> (EventBus, String) {
     let host = emulator();
     let prefix = unique_prefix();
     let keeper = format!("{prefix}-kept-dead-letters");
@@ -274,6 +271,26 @@ async fn a_dead_letter_waits_in_the_subscription_created_with_its_topic() {
     ])
     .unwrap();
     let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    (bus, keeper)
+}
+
+/// The next dead letter the keeping subscription `keeper` holds, acknowledged.
+async fn kept_dead_letter(bus: &EventBus, keeper: &str) -> event_bus_core::Message {
+    let dead_letters = SubscriptionConfig::new(bus.topics().dead_letter_topic(), keeper);
+    let mut kept = bus.broker().subscribe(&dead_letters).await.unwrap();
+    let letter = next(kept.as_mut()).await;
+    let message = letter.message().clone();
+    letter.ack().await.unwrap();
+    kept.close().await.unwrap();
+    message
+}
+
+/// Issue 17, item 2: Pub/Sub keeps a message only for subscriptions that exist when it is
+/// published, so the dead-letter topic's keeping subscription (`DEAD_LETTER_SUBSCRIPTION`)
+/// exists before anything fails, and keeps what a handler dead-letters.
+#[tokio::test]
+async fn a_dead_letter_waits_in_the_subscription_created_with_its_topic() {
+    let (bus, keeper) = bus_keeping_dead_letters().await;
     let failing =
         handler_fn(|_| async { Err(HandlerError::permanent(std::io::Error::other("refused"))) });
     let handle = bus
@@ -291,19 +308,9 @@ async fn a_dead_letter_waits_in_the_subscription_created_with_its_topic() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let dead_letters = SubscriptionConfig::new(bus.topics().dead_letter_topic(), keeper.as_str());
-    let mut kept = bus.broker().subscribe(&dead_letters).await.unwrap();
-    let letter = next(kept.as_mut()).await;
-    assert_eq!(
-        EventEnvelope::from_message(letter.message()).unwrap(),
-        event
-    );
-    assert_eq!(
-        letter.message().headers[headers::REASON],
-        "permanent-failure"
-    );
-    letter.ack().await.unwrap();
-    kept.close().await.unwrap();
+    let letter = kept_dead_letter(&bus, &keeper).await;
+    assert_eq!(EventEnvelope::from_message(&letter).unwrap(), event);
+    assert_eq!(letter.headers[headers::REASON], "permanent-failure");
     bus.shutdown().await.unwrap();
 }
 
@@ -349,35 +356,16 @@ async fn an_endpoint_that_is_not_pubsub_is_refused_at_connect() {
 /// operator) is kept too: connecting makes the dead-letter topic and its keeping subscription.
 #[tokio::test]
 async fn a_dead_letter_published_before_any_subscription_is_kept() {
-    let host = emulator();
-    let prefix = unique_prefix();
-    let keeper = format!("{prefix}-kept");
-    let settings = BusSettings::from_vars([
-        ("EVENT_BUS_TYPE", "pubsub"),
-        ("PUBSUB_EMULATOR_HOST", host.as_str()),
-        ("GCP_PROJECT_ID", PROJECT),
-        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
-        ("DEAD_LETTER_SUBSCRIPTION", keeper.as_str()),
-    ])
-    .unwrap();
-    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let (bus, keeper) = bus_keeping_dead_letters().await;
     let event = EventEnvelope::builder("order.placed", serde_json::json!({"n": 1})).build();
-    let topic = bus.topics().dead_letter_topic().to_owned();
     bus.broker()
-        .publish(&topic, event.to_message().unwrap())
+        .publish(
+            bus.topics().dead_letter_topic(),
+            event.to_message().unwrap(),
+        )
         .await
         .unwrap();
-    let mut kept = bus
-        .broker()
-        .subscribe(&SubscriptionConfig::new(&topic, keeper.as_str()))
-        .await
-        .unwrap();
-    let letter = next(kept.as_mut()).await;
-    assert_eq!(
-        EventEnvelope::from_message(letter.message()).unwrap(),
-        event
-    );
-    letter.ack().await.unwrap();
-    kept.close().await.unwrap();
+    let letter = kept_dead_letter(&bus, &keeper).await;
+    assert_eq!(EventEnvelope::from_message(&letter).unwrap(), event);
     bus.shutdown().await.unwrap();
 }
