@@ -33,6 +33,7 @@ fn options(host: &str) -> PubSubOptions {
         connect_timeout: Duration::from_secs(5),
         native_dead_letter: true,
         dead_letters: None,
+        topology: Default::default(),
     }
 }
 

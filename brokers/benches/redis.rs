@@ -22,6 +22,7 @@ async fn through_the_bus(url: &str, topic_prefix: &str) -> Measured {
         ack_deadline: Duration::from_secs(30),
         stream_max_len: None,
         tls: Default::default(),
+        topology: Default::default(),
     };
     let broker = Arc::new(RedisBroker::connect(options).await.expect("connect"));
     let settings =

@@ -181,6 +181,63 @@ async fn setup_creates_the_consumer_groups() {
     );
 }
 
+/// `eventbus setup` creates what a least-privileged service (`EVENT_BUS_TOPOLOGY=existing`)
+/// needs, even with that switch in its environment, and lists it; the service then finds it,
+/// and is told what is missing and how to create it otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_provisions_what_a_least_privileged_service_uses() {
+    let env = Env::new();
+    let existing = [("EVENT_BUS_TOPOLOGY", "existing")];
+    let out = env.run_with(
+        &existing,
+        &["setup", "order.placed", "--handler", "billing"],
+    );
+    let topic = format!("{}-order-placed", env.prefix);
+    let billing = format!("{}-sub-order-placed-billing", env.prefix);
+    assert!(
+        out.contains(&format!("ready: redis stream `{topic}`")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "ready: redis consumer group `{billing}` of stream `{topic}`"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "ready: redis consumer group `eventbus-dead-letters` of stream `{}-dead-letter`",
+            env.prefix
+        )),
+        "{out}"
+    );
+
+    let settings = event_bus_core::BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "redis"),
+        ("REDIS_EVENT_URL", REDIS_URL),
+        ("EVENT_BUS_TOPIC_PREFIX", env.prefix.as_str()),
+        ("EVENT_BUS_TOPOLOGY", "existing"),
+    ])
+    .unwrap();
+    let bus = event_bus_brokers::connect(settings).await.unwrap();
+    let recorder = event_bus_core::Recorder::new();
+    bus.subscribe(
+        bus.subscription("order.placed", "billing"),
+        recorder.clone(),
+    )
+    .await
+    .expect("setup created the group");
+    let error = bus
+        .subscribe(bus.subscription("order.placed", "audit"), recorder.clone())
+        .await
+        .err()
+        .expect("nobody created the audit group");
+    let shown = error.to_string();
+    assert!(shown.contains("sub-order-placed-audit"), "{shown}");
+    assert!(shown.contains("eventbus setup"), "{shown}");
+    bus.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_are_listed_shown_redriven_and_discarded() {
     let env = Env::new();

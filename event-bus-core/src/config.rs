@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::envelope::ContentMode;
 use crate::topics::TopicNames;
 use crate::transport::{
-    DEFAULT_DEAD_LETTER_SUBSCRIPTION, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_DEAD_LETTER_SUBSCRIPTION, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, TopologyMode,
 };
 
 /// The bus-wide environment variables (the bus, logging and metrics), as the README's
@@ -25,6 +25,7 @@ pub const VARIABLES: &[&str] = &[
     "EVENT_BUS_ENABLE_ORDERING",
     "EVENT_BUS_ENABLE_BATCHING",
     "EVENT_BUS_CLOUDEVENTS_MODE",
+    "EVENT_BUS_TOPOLOGY",
     "DEAD_LETTER_TOPIC",
     "DEAD_LETTER_SUBSCRIPTION",
     "DEAD_LETTER_MAX_RETRIES",
@@ -163,6 +164,10 @@ pub struct BusSettings {
     /// `EVENT_BUS_CLOUDEVENTS_MODE`: the CloudEvents content mode events are published in,
     /// `structured` (default) or `binary`; received events are read in either.
     pub content_mode: ContentMode,
+    /// `EVENT_BUS_TOPOLOGY`: `create` (default) lets the bus create the topics, queues,
+    /// subscriptions and groups it uses; `existing` makes it use only what exists (least
+    /// privilege; `eventbus setup` creates it beforehand).
+    pub topology: TopologyMode,
     /// `DEAD_LETTER_TOPIC` (default `{topic prefix}-dead-letter`).
     pub dead_letter_topic: String,
     /// `DEAD_LETTER_SUBSCRIPTION`: the consumer group that keeps dead letters for
@@ -205,6 +210,7 @@ struct RawSettings {
     event_bus_enable_ordering: Option<bool>,
     event_bus_enable_batching: Option<bool>,
     event_bus_cloudevents_mode: Option<ContentMode>,
+    event_bus_topology: Option<String>,
     dead_letter_topic: Option<String>,
     dead_letter_subscription: Option<String>,
     dead_letter_max_retries: Option<u32>,
@@ -276,6 +282,14 @@ impl BusSettings {
             (Some(prefix), _) | (None, Some(prefix)) => prefix,
             (None, None) => "events".to_owned(),
         };
+        let topology = match raw.event_bus_topology.as_deref().map(str::trim) {
+            None | Some("") => TopologyMode::default(),
+            Some(value) => value.parse().map_err(|()| ConfigError::InvalidValue {
+                variable: "EVENT_BUS_TOPOLOGY",
+                value: value.to_owned(),
+                expected: "`create` or `existing`",
+            })?,
+        };
         let dedup_store = raw
             .event_bus_dedup_store
             .map(|name| name.trim().to_ascii_lowercase())
@@ -299,6 +313,7 @@ impl BusSettings {
             enable_ordering: raw.event_bus_enable_ordering.unwrap_or(false),
             enable_batching: raw.event_bus_enable_batching.unwrap_or(true),
             content_mode: raw.event_bus_cloudevents_mode.unwrap_or_default(),
+            topology,
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
             dead_letter_max_redrives: raw.dead_letter_max_redrives.unwrap_or(5),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),

@@ -48,7 +48,7 @@ pub use config::{BusSettings, ConfigError, SettingsSource};
 pub use consumer::{StatsSnapshot, SubscriptionHandle, SubscriptionStats};
 pub use dead_letter::DeadLetterReason;
 pub use envelope::{DecodeError, DomainEvent, EventEnvelope};
-pub use error::{BoxError, BusError};
+pub use error::{AccessKind, BoxError, BusError};
 pub use handler::{CircuitBreakerLayer, Handler, HandlerError, handler_fn, typed};
 pub use idempotency::{DedupStore, MemoryDedupStore};
 pub use memory::InMemoryBroker;
@@ -58,4 +58,5 @@ pub use testing::Recorder;
 pub use topics::TopicNames;
 pub use transport::{
     Broker, Capabilities, Delivery, Nack, Publisher, Subscriber, Subscription, SubscriptionConfig,
+    TopologyItem, TopologyMode,
 };

@@ -1,6 +1,8 @@
 //! Integration tests of the event bus (see `tests/`), and the servers they start themselves.
 
+pub mod certificates;
 pub mod erasure;
+pub mod provisioned;
 pub mod python_peer;
 pub mod variables;
 

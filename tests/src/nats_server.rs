@@ -13,6 +13,14 @@ use tempfile::TempDir;
 /// How long the server may take to answer after it was started.
 const STARTUP: Duration = Duration::from_secs(30);
 
+/// The administrator of a [secured](NatsServer::start_secured) server, who may do anything.
+pub const ADMIN_USER: (&str, &str) = ("admin", "nats-admin-password-0b7e");
+/// The worker of a [secured](NatsServer::start_secured) server, who may not create, change
+/// or delete streams and consumers.
+pub const WORKER_USER: (&str, &str) = ("worker", "nats-worker-password-d24a");
+/// The JetStream API subjects [`WORKER_USER`] may not publish to.
+const WORKER_DENIED: &str = r#"["$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.API.CONSUMER.DELETE.>"]"#;
+
 /// A running nats-server child process, stopped by PID when dropped.
 pub struct NatsServer {
     port: u16,
@@ -20,6 +28,8 @@ pub struct NatsServer {
     jetstream: bool,
     /// The one user the server admits, and its password; `None`: anyone.
     user: Option<(String, String)>,
+    /// TLS only, with [`ADMIN_USER`] and [`WORKER_USER`] (a configuration file in `dir`).
+    secured: bool,
     child: Mutex<Child>,
 }
 
@@ -40,19 +50,72 @@ impl NatsServer {
         Self::start_with(true, Some((user.to_owned(), password.to_owned())))
     }
 
+    /// Starts a server with JetStream that speaks TLS only (certificates made by the test,
+    /// see [`ca_file`](Self::ca_file)) and admits [`ADMIN_USER`] and [`WORKER_USER`].
+    pub fn start_secured() -> io::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let files = crate::certificates::write(dir.path())?;
+        let store = dir.path().join("store");
+        let (admin, admin_password) = ADMIN_USER;
+        let (worker, worker_password) = WORKER_USER;
+        std::fs::write(
+            dir.path().join("nats.conf"),
+            format!(
+                r#"
+host: 127.0.0.1
+port: {port}
+jetstream {{ store_dir: "{store}" }}
+tls {{ cert_file: "{cert}", key_file: "{key}" }}
+authorization {{
+  users = [
+    {{ user: "{admin}", password: "{admin_password}" }}
+    {{ user: "{worker}", password: "{worker_password}", permissions: {{ publish: {{ allow: [">"], deny: {WORKER_DENIED} }} }} }}
+  ]
+}}
+"#,
+                store = store.display(),
+                cert = files.cert.display(),
+                key = files.key.display(),
+            ),
+        )?;
+        Self::started(port, dir, true, None, true)
+    }
+
     fn start_with(jetstream: bool, user: Option<(String, String)>) -> io::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let child = spawn(port, &dir, jetstream, user.as_ref())?;
+        Self::started(port, dir, jetstream, user, false)
+    }
+
+    fn started(
+        port: u16,
+        dir: TempDir,
+        jetstream: bool,
+        user: Option<(String, String)>,
+        secured: bool,
+    ) -> io::Result<Self> {
+        let child = spawn(port, &dir, jetstream, user.as_ref(), secured)?;
         let server = Self {
             port,
             dir,
             jetstream,
             user,
+            secured,
             child: Mutex::new(child),
         };
         server.wait_until_ready()?;
         Ok(server)
+    }
+
+    /// The `tls://` URL of a [secured](Self::start_secured) server for `(user, password)`.
+    pub fn tls_url(&self, (user, password): (&str, &str)) -> String {
+        format!("tls://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM file of the CA that signed a secured server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// The URL clients connect to (with the user's credentials, when it has a user).
@@ -71,7 +134,13 @@ impl NatsServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stop(&mut child)?;
-        *child = spawn(self.port, &self.dir, self.jetstream, self.user.as_ref())?;
+        *child = spawn(
+            self.port,
+            &self.dir,
+            self.jetstream,
+            self.user.as_ref(),
+            self.secured,
+        )?;
         drop(child);
         self.wait_until_ready()
     }
@@ -122,8 +191,17 @@ fn spawn(
     dir: &TempDir,
     jetstream: bool,
     user: Option<&(String, String)>,
+    secured: bool,
 ) -> io::Result<Child> {
     let mut command = Command::new(binary());
+    if secured {
+        return command
+            .arg("-c")
+            .arg(dir.path().join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     if let Some((user, password)) = user {
         command.args(["--user", user, "--pass", password]);

@@ -17,6 +17,14 @@ const STARTUP: Duration = Duration::from_secs(20);
 pub const TLS_USER: &str = "bus";
 /// The password of [`TLS_USER`].
 pub const TLS_PASSWORD: &str = "tls-user-password-7d1f";
+/// A TLS server's second user, of least privilege; its password is [`WORKER_PASSWORD`].
+pub const WORKER_USER: &str = "worker";
+/// The password of [`WORKER_USER`].
+pub const WORKER_PASSWORD: &str = "worker-password-41c9";
+/// What [`WORKER_USER`] may not do beyond [`TLS_USER`]'s limits: create, move or destroy
+/// consumer groups (what `EVENT_BUS_TOPOLOGY=existing` leaves to `eventbus setup`).
+const WORKER_DENIED: &str = "-xgroup|create -xgroup|destroy -xgroup|setid";
+
 /// What [`TLS_USER`] may do: the command groups the bus uses (streams, sorted sets, strings,
 /// hashes, keys, scripts, connection) on any key; no administration, no `FLUSHALL`.
 const TLS_USER_RULES: &str = "on ~* &* -@all +@stream +@sortedset +@string +@hash +@keyspace +@scripting +@connection -@dangerous +xinfo +time";
@@ -45,7 +53,7 @@ impl RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
         if tls {
-            write_certificates(dir.path())?;
+            crate::certificates::write(dir.path())?;
         }
         let child = spawn(port, &dir, tls)?;
         let server = Self {
@@ -65,6 +73,14 @@ impl RedisServer {
         } else {
             format!("redis://127.0.0.1:{}", self.port)
         }
+    }
+
+    /// The URL of a TLS server for [`WORKER_USER`], who may not create consumer groups.
+    pub fn worker_url(&self) -> String {
+        format!(
+            "rediss://{WORKER_USER}:{WORKER_PASSWORD}@127.0.0.1:{}",
+            self.port
+        )
     }
 
     /// The PEM file of the CA that signed a TLS server's certificate.
@@ -121,32 +137,6 @@ impl Drop for RedisServer {
     }
 }
 
-/// A CA, and a certificate for 127.0.0.1 it signed, as PEM files in `dir`.
-fn write_certificates(dir: &std::path::Path) -> io::Result<()> {
-    for (name, pem) in certificates().map_err(io::Error::other)? {
-        std::fs::write(dir.join(name), pem)?;
-    }
-    Ok(())
-}
-
-/// The CA's certificate, and the server's certificate and key, by file name.
-fn certificates() -> Result<[(&'static str, String); 3], rcgen::Error> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let server_key = KeyPair::generate()?;
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
-        .signed_by(&server_key, &issuer)?;
-    Ok([
-        ("ca.pem", ca_cert.pem()),
-        ("server.pem", server.pem()),
-        ("server.key", server_key.serialize_pem()),
-    ])
-}
-
 fn spawn(port: u16, dir: &TempDir, tls: bool) -> io::Result<Child> {
     let mut command = Command::new("redis-server");
     command.args(["--bind", "127.0.0.1", "--save", ""]);
@@ -160,7 +150,11 @@ fn spawn(port: u16, dir: &TempDir, tls: bool) -> io::Result<Child> {
             .args(["--tls-auth-clients", "no"])
             .args(["--user", "default", "off", "--user", TLS_USER])
             .arg(format!(">{TLS_PASSWORD}"))
-            .args(TLS_USER_RULES.split_whitespace());
+            .args(TLS_USER_RULES.split_whitespace())
+            .args(["--user", WORKER_USER])
+            .arg(format!(">{WORKER_PASSWORD}"))
+            .args(TLS_USER_RULES.split_whitespace())
+            .args(WORKER_DENIED.split_whitespace());
     } else {
         command.args(["--port", &port.to_string()]);
     }

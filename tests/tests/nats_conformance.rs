@@ -34,3 +34,159 @@ impl ConformanceTarget for Nats {
 }
 
 event_bus_core::conformance_tests!(Nats(NatsServer::start().expect("start nats-server")));
+
+/// `EVENT_BUS_TOPOLOGY=existing` over TLS (the CA given with `NATS_TLS_CA_FILE`) as a user who
+/// may not create, change or delete streams and consumers: the core cases pass on what an
+/// administrator made; a missing consumer is a clear error naming it and `eventbus setup`; a
+/// wrong password and an untrusted certificate are typed access errors.
+mod least_privilege {
+    use std::time::{Duration, Instant};
+
+    use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
+    use event_bus_tests::nats_server::{ADMIN_USER, WORKER_USER};
+    use event_bus_tests::provisioned::Provisioned;
+
+    use super::*;
+
+    /// A secured server's worker, with `TopologyMode::Existing`, beside its administrator.
+    struct LeastPrivileged(NatsServer);
+
+    impl LeastPrivileged {
+        fn options(&self, user: (&str, &str), topology: &str) -> NatsOptions {
+            let bus = BusSettings::from_vars([("EVENT_BUS_TOPOLOGY", topology)]).unwrap();
+            let ca = self.0.ca_file().display().to_string();
+            NatsOptions::from_vars(
+                [("NATS_URL", self.0.tls_url(user)), ("NATS_TLS_CA_FILE", ca)],
+                &bus,
+            )
+            .expect("options")
+        }
+
+        async fn broker(&self, user: (&str, &str), topology: &str) -> NatsBroker {
+            NatsBroker::connect(self.options(user, topology))
+                .await
+                .expect("connect over TLS")
+        }
+    }
+
+    #[async_trait]
+    impl ConformanceTarget for LeastPrivileged {
+        async fn connect(&self) -> Arc<dyn Broker> {
+            let admin = self.broker(ADMIN_USER, "create").await;
+            let worker = self.broker(WORKER_USER, "existing").await;
+            Arc::new(Provisioned::new(Arc::new(admin), Arc::new(worker)))
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            NatsBroker::CAPABILITIES
+        }
+    }
+
+    fn server() -> LeastPrivileged {
+        LeastPrivileged(NatsServer::start_secured().expect("start a secured nats-server"))
+    }
+
+    event_bus_tests::least_privilege_conformance_tests!(server());
+
+    #[tokio::test]
+    async fn a_missing_stream_or_consumer_is_an_error_naming_it_and_the_setup_command() {
+        let target = server();
+        let worker = target.broker(WORKER_USER, "existing").await;
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
+            .await
+            .err()
+            .expect("the stream does not exist");
+        assert!(matches!(error, BusError::MissingTopology { .. }), "{error}");
+        assert!(error.to_string().contains("stream `lp-orders`"), "{error}");
+        assert!(error.to_string().contains("eventbus setup"), "{error}");
+
+        let admin = target.broker(ADMIN_USER, "create").await;
+        admin
+            .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
+            .await
+            .err()
+            .expect("the consumer does not exist");
+        assert!(
+            error
+                .to_string()
+                .contains("durable consumer `billing` of stream `lp-orders`"),
+            "{error}"
+        );
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
+            .await
+            .err()
+            .expect("an instance-scoped group is its owner's to create");
+        assert!(
+            matches!(error, BusError::InstanceScopedGroup { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_and_an_untrusted_certificate_are_access_errors() {
+        let target = server();
+        let (worker, password) = WORKER_USER;
+        let wrong = "nats-wrong-password-8e31";
+        let started = Instant::now();
+        let error = NatsBroker::connect(target.options((worker, wrong), "existing"))
+            .await
+            .err()
+            .expect("the password is wrong");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "nats",
+                    kind: AccessKind::Credentials,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains(wrong) && !shown.contains(password),
+            "{shown}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = dir.path().join("stranger.pem");
+        event_bus_tests::certificates::write_unrelated_ca(&stranger).unwrap();
+        let mut options = target.options(WORKER_USER, "existing");
+        options.tls_ca_file = Some(stranger);
+        let started = Instant::now();
+        let error = NatsBroker::connect(options)
+            .await
+            .err()
+            .expect("the certificate is not trusted");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    kind: AccessKind::Certificate,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}

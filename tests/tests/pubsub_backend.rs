@@ -37,6 +37,7 @@ async fn broker() -> PubSubBroker {
         connect_timeout: Duration::from_secs(5),
         native_dead_letter: true,
         dead_letters: None,
+        topology: Default::default(),
     };
     PubSubBroker::connect(options).await.expect("connect")
 }

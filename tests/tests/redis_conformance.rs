@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_bus_brokers::redis::{RedisBroker, RedisOptions, RedisTls};
 use event_bus_core::conformance::ConformanceTarget;
-use event_bus_core::{BoxError, Broker, Capabilities};
+use event_bus_core::{BoxError, Broker, Capabilities, TopologyMode};
 use event_bus_tests::redis_server::RedisServer;
 
 /// A private server; entries unsettled for two seconds go to another member.
@@ -25,6 +25,7 @@ fn options(server: &RedisServer) -> RedisOptions {
             ca_file: server.is_tls().then(|| server.ca_file()),
             ..RedisTls::default()
         },
+        topology: TopologyMode::Create,
     }
 }
 
@@ -110,5 +111,193 @@ mod over_tls {
             .await
             .expect("the right password");
         bus.shutdown().await.unwrap();
+    }
+}
+
+/// `EVENT_BUS_TOPOLOGY=existing` over TLS as a user who may not create, move or destroy
+/// consumer groups: the core cases pass on groups an administrator made, a missing group is a
+/// clear error naming it and `eventbus setup`, and creating one is a permission error.
+mod least_privilege {
+    use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
+    use event_bus_tests::provisioned::Provisioned;
+
+    use super::*;
+
+    /// The TLS server's worker, with `TopologyMode::Existing`, beside its administrator.
+    struct LeastPrivileged(RedisServer);
+
+    impl LeastPrivileged {
+        async fn worker(&self, topology: TopologyMode) -> RedisBroker {
+            let options = RedisOptions {
+                url: self.0.worker_url(),
+                topology,
+                ..options(&self.0)
+            };
+            RedisBroker::connect(options)
+                .await
+                .expect("connect as the worker")
+        }
+    }
+
+    #[async_trait]
+    impl ConformanceTarget for LeastPrivileged {
+        async fn connect(&self) -> Arc<dyn Broker> {
+            let admin = RedisBroker::connect(options(&self.0))
+                .await
+                .expect("connect as the administrator");
+            let worker = self.worker(TopologyMode::Existing).await;
+            Arc::new(Provisioned::new(Arc::new(admin), Arc::new(worker)))
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                consumer_groups: true,
+                per_key_ordering: false,
+                persistent: true,
+                new_subscriber_receives_old_messages: true,
+                can_restart_server: false,
+            }
+        }
+    }
+
+    fn server() -> LeastPrivileged {
+        LeastPrivileged(RedisServer::start_tls().expect("start redis-server with TLS"))
+    }
+
+    event_bus_tests::least_privilege_conformance_tests!(server());
+
+    #[tokio::test]
+    async fn a_missing_group_is_an_error_naming_it_and_the_setup_command() {
+        let target = server();
+        let worker = target.worker(TopologyMode::Existing).await;
+        let admin = RedisBroker::connect(options(&target.0)).await.unwrap();
+
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
+            .await
+            .err()
+            .expect("the stream does not exist");
+        assert!(matches!(error, BusError::MissingTopology { .. }), "{error}");
+        assert!(error.to_string().contains("stream `lp-orders`"), "{error}");
+        assert!(error.to_string().contains("eventbus setup"), "{error}");
+
+        admin
+            .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
+            .await
+            .err()
+            .expect("the group does not exist");
+        assert!(
+            error
+                .to_string()
+                .contains("consumer group `billing` of stream `lp-orders`"),
+            "{error}"
+        );
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
+            .await
+            .err()
+            .expect("an instance-scoped group is its owner's to create");
+        assert!(
+            matches!(error, BusError::InstanceScopedGroup { .. }),
+            "{error}"
+        );
+        worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
+            .await
+            .expect("the group exists")
+            .close()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn creating_a_group_without_the_permission_is_a_permission_error() {
+        let target = server();
+        let worker = target.worker(TopologyMode::Create).await;
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-payments", "billing"))
+            .await
+            .err()
+            .expect("the worker may not create groups");
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "redis",
+                    kind: AccessKind::Permission,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("permission denied"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_and_an_untrusted_certificate_are_access_errors() {
+        let target = server();
+        let wrong = "redis-wrong-password-4d2b";
+        let url = target
+            .0
+            .worker_url()
+            .replace(event_bus_tests::redis_server::WORKER_PASSWORD, wrong);
+        let started = std::time::Instant::now();
+        let error = RedisBroker::connect(RedisOptions {
+            url,
+            ..options(&target.0)
+        })
+        .await
+        .err()
+        .expect("the password is wrong");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "redis",
+                    kind: AccessKind::Credentials,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(!format!("{error} {error:?}").contains(wrong));
+
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = dir.path().join("stranger.pem");
+        event_bus_tests::certificates::write_unrelated_ca(&stranger).unwrap();
+        let mut untrusting = options(&target.0);
+        untrusting.tls.ca_file = Some(stranger);
+        let started = std::time::Instant::now();
+        let error = RedisBroker::connect(untrusting)
+            .await
+            .err()
+            .expect("the certificate is not trusted");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    kind: AccessKind::Certificate,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 }

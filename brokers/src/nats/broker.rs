@@ -6,20 +6,21 @@ use async_nats::jetstream;
 use async_trait::async_trait;
 use event_bus_core::{
     Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
-    SubscriptionConfig,
+    SubscriptionConfig, TopologyItem, TopologyMode,
 };
 
 use super::options::NatsOptions;
 use super::publisher::NatsPublisher;
 use super::streams::Streams;
 use super::subscription::NatsSubscription;
-use super::{NAME, NatsError};
+use super::{NAME, NatsError, names};
 
 /// Publishes to and consumes from NATS JetStream.
 pub struct NatsBroker {
     client: async_nats::Client,
     streams: Arc<Streams>,
     publisher: NatsPublisher,
+    topology: TopologyMode,
 }
 
 impl NatsBroker {
@@ -54,6 +55,7 @@ impl NatsBroker {
             client,
             streams,
             publisher,
+            topology: options.topology,
         })
     }
 }
@@ -62,7 +64,11 @@ impl NatsBroker {
 const HEADER_ROOM: usize = 4096;
 
 async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError> {
-    let connecting = with_url_credentials(async_nats::ConnectOptions::new(), options)
+    let mut connect = async_nats::ConnectOptions::new();
+    if let Some(ca) = &options.tls_ca_file {
+        connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let connecting = with_url_credentials(connect, options)
         .name("event-bus")
         .connection_timeout(options.connect_timeout)
         .request_timeout(Some(options.request_timeout))
@@ -177,6 +183,7 @@ impl Subscriber for NatsBroker {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError> {
+        self.topology.check_instance_scoped(NAME, config)?;
         let subscription =
             NatsSubscription::open(self.client.clone(), Arc::clone(&self.streams), config).await?;
         Ok(Box::new(subscription))
@@ -190,5 +197,18 @@ impl Broker for NatsBroker {
 
     fn capabilities(&self) -> Capabilities {
         Self::CAPABILITIES
+    }
+
+    fn topology(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
+        let stream = names::stream(&config.topic);
+        let mut items = vec![
+            TopologyItem::new("stream", &stream),
+            TopologyItem::new("durable consumer", names::consumer(&config.consumer_group))
+                .of(TopologyItem::new("stream", &stream)),
+        ];
+        if let Some(topic) = &config.dead_letter_topic {
+            items.push(TopologyItem::new("stream", names::stream(topic)));
+        }
+        items
     }
 }

@@ -50,7 +50,7 @@ mod subscription;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{BusError, BusSettings};
+use event_bus_core::{AccessKind, BusError, BusSettings, TopologyItem};
 
 use crate::registry::{Backend, BackendError, Connected};
 
@@ -117,6 +117,28 @@ pub enum NatsError {
         stream: String,
         /// The client's error.
         source: async_nats::jetstream::context::CreateStreamError,
+    },
+    /// `EVENT_BUS_TOPOLOGY=existing` and a topic's stream does not exist.
+    #[error("the JetStream stream `{stream}` does not exist")]
+    MissingStream {
+        /// The stream.
+        stream: String,
+    },
+    /// A topic's stream could not be looked up.
+    #[error("looking up the JetStream stream `{stream}` failed: {source}")]
+    LookUpStream {
+        /// The stream.
+        stream: String,
+        /// The client's error.
+        source: async_nats::jetstream::context::GetStreamError,
+    },
+    /// `EVENT_BUS_TOPOLOGY=existing` and a consumer group's durable consumer does not exist.
+    #[error("the consumer `{consumer}` of JetStream stream `{stream}` does not exist")]
+    MissingConsumer {
+        /// The stream.
+        stream: String,
+        /// The consumer.
+        consumer: String,
     },
     /// A consumer group's durable consumer could not be created.
     #[error("creating the consumer `{consumer}` on stream `{stream}` failed: {source}")]
@@ -191,6 +213,30 @@ pub enum NatsError {
 
 impl From<NatsError> for BusError {
     fn from(error: NatsError) -> Self {
-        BusError::backend(NAME, error)
+        let cause = match &error {
+            NatsError::Batch(inner) => &**inner,
+            other => other,
+        };
+        match cause {
+            NatsError::MissingStream { stream } => {
+                BusError::missing(NAME, TopologyItem::new("stream", stream))
+            }
+            NatsError::MissingConsumer { stream, consumer } => BusError::missing(
+                NAME,
+                TopologyItem::new("durable consumer", consumer)
+                    .of(TopologyItem::new("stream", stream)),
+            ),
+            NatsError::Connect { source, .. } => match source.kind() {
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication => {
+                    BusError::access(NAME, AccessKind::Credentials, error.to_string())
+                }
+                async_nats::ConnectErrorKind::Tls => {
+                    BusError::access(NAME, AccessKind::Certificate, error.to_string())
+                }
+                _ => BusError::backend(NAME, error),
+            },
+            _ => BusError::backend(NAME, error),
+        }
     }
 }

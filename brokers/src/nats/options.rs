@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use event_bus_core::BusSettings;
+use event_bus_core::{BusSettings, TopologyMode};
 
 /// The variables [`NatsOptions::from_vars`] reads.
 pub const VARIABLES: &[&str] = &[
@@ -11,6 +11,7 @@ pub const VARIABLES: &[&str] = &[
     "NATS_STREAM_STORAGE",
     "NATS_STREAM_REPLICAS",
     "NATS_STREAM_MAX_AGE_SECONDS",
+    "NATS_TLS_CA_FILE",
 ];
 
 /// Longest a connect waits for the server before it reports the URL unreachable.
@@ -49,6 +50,11 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// How long a publish waits for its acknowledgement, and a JetStream request for its answer.
     pub request_timeout: Duration,
+    /// `EVENT_BUS_TOPOLOGY`: whether missing streams and consumers are created.
+    pub topology: TopologyMode,
+    /// `NATS_TLS_CA_FILE`: PEM file of the CA that signed the server's certificate; set, the
+    /// connection must be TLS (otherwise `tls://` URLs use the web's roots).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for NatsOptions {
@@ -62,6 +68,8 @@ impl std::fmt::Debug for NatsOptions {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("topology", &self.topology)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
@@ -94,6 +102,8 @@ impl NatsOptions {
             max_message_bytes: bus.max_message_bytes,
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
+            topology: bus.topology,
+            tls_ca_file: None,
         };
         for (name, value) in vars {
             let value = value.as_ref().trim();
@@ -120,6 +130,9 @@ impl NatsOptions {
                         invalid("NATS_STREAM_MAX_AGE_SECONDS", value, "whole seconds")
                     })?;
                     options.max_age = (seconds > 0).then(|| Duration::from_secs(seconds));
+                }
+                "NATS_TLS_CA_FILE" if !value.is_empty() => {
+                    options.tls_ca_file = Some(value.into());
                 }
                 _ => {}
             }

@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, stream};
-use event_bus_core::SubscriptionConfig;
+use event_bus_core::{SubscriptionConfig, TopologyMode};
 
 use super::options::{NatsOptions, StreamStorage};
 use super::{NatsError, names};
@@ -18,11 +19,13 @@ const MAX_DELIVER_FACTOR: u32 = 4;
 /// the server.
 const EPHEMERAL_INACTIVE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Creates missing streams once per topic, and the consumers of groups.
+/// Creates missing streams once per topic, and the consumers of groups; under
+/// [`TopologyMode::Existing`] only looks them up.
 pub(super) struct Streams {
     jetstream: jetstream::Context,
     template: stream::Config,
     ack_wait: std::time::Duration,
+    topology: TopologyMode,
     known: Mutex<HashSet<String>>,
 }
 
@@ -42,6 +45,7 @@ impl Streams {
             jetstream,
             template,
             ack_wait: options.ack_wait,
+            topology: options.topology,
             known: Mutex::default(),
         }
     }
@@ -57,7 +61,11 @@ impl Streams {
         if self.known.lock().expect("stream cache").contains(&name) {
             return Ok(name);
         }
-        self.create(&name).await?;
+        if self.topology.creates() {
+            self.create(&name).await?;
+        } else {
+            self.require(&name).await?;
+        }
         self.known
             .lock()
             .expect("stream cache")
@@ -90,14 +98,40 @@ impl Streams {
             })
     }
 
+    /// Fails with [`NatsError::MissingStream`] unless the stream exists.
+    async fn require(&self, name: &str) -> Result<(), NatsError> {
+        match self.jetstream.get_stream(name).await {
+            Ok(_) => Ok(()),
+            Err(error) => match error.kind() {
+                jetstream::context::GetStreamErrorKind::JetStream(status)
+                    if status.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    Err(NatsError::MissingStream {
+                        stream: name.to_owned(),
+                    })
+                }
+                _ => Err(NatsError::LookUpStream {
+                    stream: name.to_owned(),
+                    source: error,
+                }),
+            },
+        }
+    }
+
     /// The durable pull consumer of `config`'s group on its topic's stream, created (or
-    /// updated to `config`) as needed.
+    /// updated to `config`) as needed, with the dead-letter topic's stream; under [`TopologyMode::Existing`], as it exists.
     pub(super) async fn consumer(
         &self,
         config: &SubscriptionConfig,
     ) -> Result<PullConsumer, NatsError> {
         let stream_name = self.ensure(&config.topic).await?;
         let name = names::consumer(&config.consumer_group);
+        if !self.topology.creates() {
+            return self.existing_consumer(&stream_name, name).await;
+        }
+        if let Some(dead_letters) = &config.dead_letter_topic {
+            self.ensure(dead_letters).await?;
+        }
         let consumer = pull::Config {
             durable_name: Some(name.clone()),
             deliver_policy: DeliverPolicy::All,
@@ -127,6 +161,35 @@ impl Streams {
                 consumer: name,
                 source,
             })
+    }
+
+    async fn existing_consumer(
+        &self,
+        stream: &str,
+        name: String,
+    ) -> Result<PullConsumer, NatsError> {
+        match self
+            .jetstream
+            .get_consumer_from_stream::<pull::Config, _, _>(&name, stream)
+            .await
+        {
+            Ok(consumer) => Ok(consumer),
+            Err(error) => match error.kind() {
+                jetstream::stream::ConsumerErrorKind::JetStream(status)
+                    if status.error_code() == ErrorCode::CONSUMER_NOT_FOUND =>
+                {
+                    Err(NatsError::MissingConsumer {
+                        stream: stream.to_owned(),
+                        consumer: name,
+                    })
+                }
+                _ => Err(NatsError::Consumer {
+                    stream: stream.to_owned(),
+                    consumer: name,
+                    source: error,
+                }),
+            },
+        }
     }
 
     /// Removes the durable consumer of `config`'s group (an instance-scoped group whose owner

@@ -1,6 +1,6 @@
 //! Topics and subscriptions: created when first needed, checked when they exist.
 
-use event_bus_core::{BusError, SubscriptionConfig};
+use event_bus_core::{BusError, SubscriptionConfig, TopologyItem, TopologyMode};
 use gcloud_gax::grpc::{Code, Status};
 use gcloud_googleapis::pubsub::v1::{
     DeadLetterPolicy, ExpirationPolicy, Subscription as SubscriptionResource,
@@ -20,10 +20,21 @@ const INSTANCE_SCOPED_EXPIRY: prost_types::Duration = prost_types::Duration {
     nanos: 0,
 };
 
-/// Creates and inspects topics and subscriptions of one project.
+/// Where each administrative request (creating, reading, changing or deleting topics and
+/// subscriptions) is logged at debug level, so an operator sees which ones the bus makes.
+pub const ADMIN_LOG_TARGET: &str = "event_bus_brokers::pubsub::admin";
+
+/// Logs an administrative request before it is made.
+pub(super) fn admin_call(call: &'static str, resource: &str) {
+    tracing::debug!(target: ADMIN_LOG_TARGET, call, resource, "pubsub: administrative request");
+}
+
+/// Creates and inspects topics and subscriptions of one project; under
+/// [`TopologyMode::Existing`] it makes no administrative request.
 #[derive(Clone)]
 pub(super) struct Admin {
     pub(super) client: Client,
+    pub(super) topology: TopologyMode,
 }
 
 /// What a subscription is created with, besides its topic.
@@ -39,8 +50,16 @@ pub(super) struct Wanted {
 }
 
 impl Admin {
-    /// Creates the topic unless it exists.
+    /// Creates the topic unless it exists; under [`TopologyMode::Existing`], the topic is
+    /// missing (it was not found).
     pub(super) async fn create_topic(&self, topic: &str) -> Result<(), BusError> {
+        if !self.topology.creates() {
+            return Err(BusError::missing(
+                "pubsub",
+                TopologyItem::new("topic", topic),
+            ));
+        }
+        admin_call("CreateTopic", topic);
         match self.client.create_topic(topic, None, None).await {
             Ok(_) => Ok(()),
             Err(status) if status.code() == Code::AlreadyExists => Ok(()),
@@ -74,6 +93,21 @@ impl Admin {
             ack_deadline_seconds,
             instance_scoped: config.ephemeral,
         }
+    }
+
+    /// The subscription of `config`'s consumer group: under [`TopologyMode::Existing`] the one
+    /// named as the group, unchecked (its first pull finds it missing); otherwise as
+    /// [`ensure_subscription`](Self::ensure_subscription) makes it.
+    pub(super) async fn subscription(
+        &self,
+        config: &SubscriptionConfig,
+        wanted: &Wanted,
+    ) -> Result<Subscription, BusError> {
+        if self.topology.creates() {
+            return self.ensure_subscription(config, wanted).await;
+        }
+        let id = subscription_id(&config.consumer_group, &config.topic, false);
+        Ok(self.client.subscription(&id))
     }
 
     /// The subscription of `config`'s consumer group, created (with its topic and dead-letter
@@ -162,14 +196,20 @@ impl Admin {
             .map(drop)
     }
 
-    /// The topic (short name) a subscription (full name) reads, if it exists.
+    /// The topic (short name) a subscription (full name) reads, if it exists; `None` under
+    /// [`TopologyMode::Existing`], which reads no subscription.
     pub(super) async fn topic_of(&self, subscription: &str) -> Option<String> {
+        if !self.topology.creates() {
+            return None;
+        }
         let id = subscription.rsplit('/').next().unwrap_or(subscription);
+        admin_call("GetSubscription", id);
         let (topic, _) = self.client.subscription(id).config(None).await.ok()?;
         Some(topic.rsplit('/').next().unwrap_or(&topic).to_owned())
     }
 
     async fn read(&self, subscription: &Subscription) -> Result<Option<Current>, BusError> {
+        admin_call("GetSubscription", &subscription.id());
         match subscription.config(None).await {
             Ok((topic, config)) => Ok(Some(Current {
                 topic,
@@ -206,6 +246,7 @@ impl Admin {
             }),
             ..PubSubConfig::default()
         };
+        admin_call("CreateSubscription", &subscription.id());
         match subscription.create(topic_path, config, None).await {
             Ok(()) => Ok(Some(())),
             Err(status) if status.code() == Code::AlreadyExists => Ok(None),
@@ -258,6 +299,7 @@ impl Admin {
                 paths: vec!["dead_letter_policy".to_owned()],
             }),
         };
+        admin_call("UpdateSubscription", &subscription.id());
         subscription
             .get_client()
             .update_subscription(request, None)

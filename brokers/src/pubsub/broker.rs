@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use event_bus_core::kit::ClosedFlag;
 use event_bus_core::{
     Broker, BusError, BusSettings, Capabilities, ConfigError, Message, Publisher, Subscriber,
-    Subscription, SubscriptionConfig,
+    Subscription, SubscriptionConfig, TopologyItem, TopologyMode,
 };
 use gcloud_gax::conn::{ConnectionOptions, Environment};
 use gcloud_gax::grpc::Code;
@@ -16,7 +16,7 @@ use gcloud_pubsub::client::{Client, ClientConfig};
 use token_source::NoopTokenSourceProvider;
 
 use super::PubSubError;
-use super::admin::Admin;
+use super::admin::{Admin, admin_call, subscription_id};
 use super::sender::Sender;
 use super::subscription::PubSubSubscription;
 
@@ -62,6 +62,9 @@ pub struct PubSubOptions {
     /// The dead-letter topic and the subscription that keeps its messages, made when
     /// connecting so no dead letter is ever published to a topic nobody keeps.
     pub dead_letters: Option<(String, String)>,
+    /// `EVENT_BUS_TOPOLOGY`: under `existing` the backend makes no administrative request
+    /// (it publishes to topics and pulls from subscriptions that exist).
+    pub topology: TopologyMode,
 }
 
 impl PubSubOptions {
@@ -84,6 +87,7 @@ impl PubSubOptions {
                 settings.dead_letter_topic.clone(),
                 settings.dead_letter_subscription.clone(),
             )),
+            topology: settings.topology,
         })
     }
 
@@ -105,8 +109,15 @@ impl PubSubBroker {
     /// timeout with [`PubSubError::Unreachable`].
     pub async fn connect(options: PubSubOptions) -> Result<Self, BusError> {
         let client = client(&options).await?;
-        let admin = Admin { client };
-        if let Some((topic, keeper)) = &options.dead_letters {
+        let admin = Admin {
+            client,
+            topology: options.topology,
+        };
+        if let Some((topic, keeper)) = options
+            .dead_letters
+            .as_ref()
+            .filter(|_| options.topology.creates())
+        {
             // A publisher-only identity may not create it; subscribing tries again.
             if let Err(error) = admin
                 .keep_dead_letters(topic, keeper, options.ack_deadline_seconds())
@@ -171,12 +182,30 @@ async fn client(options: &PubSubOptions) -> Result<Client, BusError> {
         Ok(Err(error)) => return Err(unreachable(error.to_string())),
         Err(_) => return Err(unreachable("timed out".to_owned())),
     };
-    // The channel connects lazily: one request proves the endpoint answers as Pub/Sub.
-    let probe_topic = client.topic(PROBE_TOPIC);
-    let probe = probe_topic.exists(Some(no_retries()));
+    // The channel connects lazily: one request proves the endpoint answers as Pub/Sub. Under
+    // `existing` topology it is a pull from a subscription that does not exist, as no
+    // administrative request may be made.
+    let probe = async {
+        if options.topology.creates() {
+            admin_call("GetTopic", PROBE_TOPIC);
+            client
+                .topic(PROBE_TOPIC)
+                .exists(Some(no_retries()))
+                .await
+                .map(drop)
+        } else {
+            client
+                .subscription(PROBE_TOPIC)
+                .pull(1, Some(no_retries()))
+                .await
+                .map(drop)
+        }
+    };
     match tokio::time::timeout_at(started + options.connect_timeout, probe).await {
-        Ok(Ok(_)) => Ok(client),
-        Ok(Err(status)) if status.code() == Code::PermissionDenied => Ok(client),
+        Ok(Ok(())) => Ok(client),
+        Ok(Err(status)) if matches!(status.code(), Code::PermissionDenied | Code::NotFound) => {
+            Ok(client)
+        }
         Ok(Err(status)) => Err(unreachable(format!(
             "it does not answer as Pub/Sub: {}: {}",
             status.code().description(),
@@ -232,9 +261,15 @@ impl Subscriber for PubSubBroker {
             self.options.ack_deadline_seconds(),
             self.options.native_dead_letter,
         );
-        let subscription = self.admin.ensure_subscription(config, &wanted).await?;
+        self.options
+            .topology
+            .check_instance_scoped(self.name(), config)?;
+        let subscription = self.admin.subscription(config, &wanted).await?;
         let opened = PubSubSubscription::open(self.admin.clone(), subscription, config, wanted);
-        Ok(Box::new(opened))
+        if self.options.topology.creates() {
+            return Ok(Box::new(opened));
+        }
+        Ok(Box::new(opened.found().await?))
     }
 }
 
@@ -251,5 +286,25 @@ impl Broker for PubSubBroker {
             new_subscriber_receives_old_messages: false,
             can_restart_server: false,
         }
+    }
+
+    fn topology(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
+        let mut items = vec![
+            TopologyItem::new("topic", &config.topic),
+            TopologyItem::new(
+                "subscription",
+                subscription_id(&config.consumer_group, &config.topic, false),
+            ),
+        ];
+        if let Some(topic) = &config.dead_letter_topic
+            && topic != &config.topic
+        {
+            items.push(TopologyItem::new("topic", topic));
+            items.push(TopologyItem::new(
+                "subscription",
+                subscription_id(&config.dead_letter_subscription, topic, false),
+            ));
+        }
+        items
     }
 }

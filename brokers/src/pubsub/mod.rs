@@ -53,12 +53,12 @@ mod subscription;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{BusError, BusSettings};
+use event_bus_core::{AccessKind, BusError, BusSettings};
 use gcloud_gax::grpc::Status;
 
 use crate::registry::{Backend, BackendError, Connected};
 
-pub use admin::{dead_letter_attempts, subscription_id, tenant_filter};
+pub use admin::{ADMIN_LOG_TARGET, dead_letter_attempts, subscription_id, tenant_filter};
 pub use broker::{PubSubBroker, PubSubOptions, VARIABLES};
 
 /// The Pub/Sub backend, `EVENT_BUS_TYPE=pubsub`.
@@ -130,6 +130,18 @@ pub enum PubSubError {
 }
 
 fn request_error(operation: &'static str, resource: &str, status: Status) -> BusError {
+    let refused = match status.code() {
+        gcloud_gax::grpc::Code::PermissionDenied => Some(AccessKind::Permission),
+        gcloud_gax::grpc::Code::Unauthenticated => Some(AccessKind::Credentials),
+        _ => None,
+    };
+    if let Some(kind) = refused {
+        return BusError::access(
+            "pubsub",
+            kind,
+            format!("{operation} on `{resource}`: {}", status.message()),
+        );
+    }
     BusError::backend(
         "pubsub",
         PubSubError::Request {

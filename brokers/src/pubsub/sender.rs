@@ -208,6 +208,15 @@ fn chunks(messages: Vec<PubsubMessage>) -> Vec<Vec<PubsubMessage>> {
 fn copy(error: &BusError) -> BusError {
     match error {
         BusError::Closed(what) => BusError::Closed(what),
+        BusError::MissingTopology { backend, what } => BusError::MissingTopology {
+            backend,
+            what: what.clone(),
+        },
+        BusError::Access {
+            backend,
+            kind,
+            detail,
+        } => BusError::access(backend, *kind, detail.clone()),
         BusError::Backend { backend, source } => {
             BusError::backend(backend, SharedFailure(source.to_string()))
         }

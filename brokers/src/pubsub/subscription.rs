@@ -24,6 +24,9 @@ use super::shared::{Ready, Shared};
 
 /// Longest pause between pulls that fail.
 const MAX_PULL_PAUSE: Duration = Duration::from_secs(5);
+/// How long subscribing under `existing` topology waits for the first pull's answer, which
+/// tells at once when the subscription is missing (a pull of an existing, empty one waits).
+const FIRST_ANSWER: Duration = Duration::from_secs(2);
 
 /// Receives a subscription's messages, pulled in the background.
 pub(super) struct PubSubSubscription {
@@ -34,6 +37,8 @@ pub(super) struct PubSubSubscription {
     source_topics: HashMap<String, Option<String>>,
     /// Delete the subscription on close (an instance's own group).
     instance_scoped: bool,
+    /// What the first pull brought, received while subscribing (see [`found`](Self::found)).
+    first: Option<Result<ReceivedMessage, BusError>>,
 }
 
 impl PubSubSubscription {
@@ -68,6 +73,20 @@ impl PubSubSubscription {
             tenant: config.tenant.clone(),
             source_topics: HashMap::new(),
             instance_scoped,
+            first: None,
+        }
+    }
+
+    /// Waits up to [`FIRST_ANSWER`] for the first pull's answer: a missing subscription fails
+    /// here, with [`BusError::MissingTopology`]; what else came is handed out first.
+    pub(super) async fn found(mut self) -> Result<Self, BusError> {
+        match tokio::time::timeout(FIRST_ANSWER, self.received.recv()).await {
+            Ok(Some(Err(error @ BusError::MissingTopology { .. }))) => Err(error),
+            Ok(Some(first)) => {
+                self.first = Some(first);
+                Ok(self)
+            }
+            Ok(None) | Err(_) => Ok(self),
         }
     }
 
@@ -157,9 +176,12 @@ impl Subscription for PubSubSubscription {
             if let Some(ready) = ready {
                 return Some(Ok(self.hand_out(ready)));
             }
-            let received = tokio::select! {
-                received = self.received.recv() => received,
-                () = self.shared.notify.notified() => continue,
+            let received = match self.first.take() {
+                Some(first) => Some(first),
+                None => tokio::select! {
+                    received = self.received.recv() => received,
+                    () = self.shared.notify.notified() => continue,
+                },
             };
             match received? {
                 Ok(received) => {
@@ -178,6 +200,9 @@ impl Subscription for PubSubSubscription {
         self.shared.closed.close();
         let mut held = Vec::new();
         self.received.close();
+        if let Some(Ok(first)) = self.first.take() {
+            held.push(first.ack_id);
+        }
         while let Ok(received) = self.received.try_recv() {
             if let Ok(received) = received {
                 held.push(received.ack_id);
@@ -191,6 +216,7 @@ impl Subscription for PubSubSubscription {
         held.extend(self.shared.leases.take_all());
         let subscription = &self.shared.subscription;
         if self.instance_scoped {
+            super::admin::admin_call("DeleteSubscription", &subscription.id());
             return match subscription.delete(None).await {
                 Err(status) if status.code() != Code::NotFound => Err(super::request_error(
                     "delete subscription",
@@ -256,7 +282,13 @@ async fn pull(
             Err(_) if sender.is_closed() => return,
             Err(status) => {
                 failures += 1;
-                let error = if status.code() == Code::NotFound {
+                let error = if status.code() == Code::NotFound && !recreate.admin.topology.creates()
+                {
+                    BusError::missing(
+                        "pubsub",
+                        event_bus_core::TopologyItem::new("subscription", subscription.id()),
+                    )
+                } else if status.code() == Code::NotFound {
                     tracing::warn!(subscription = %subscription.id(), "pubsub: the subscription is gone; creating it again");
                     match recreate
                         .admin

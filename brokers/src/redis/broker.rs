@@ -7,7 +7,7 @@ use event_bus_core::kit::ClosedFlag;
 use event_bus_core::redact::redacted_url;
 use event_bus_core::{
     Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
-    SubscriptionConfig,
+    SubscriptionConfig, TopologyItem, TopologyMode,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -26,6 +26,8 @@ pub struct RedisOptions {
     pub stream_max_len: Option<usize>,
     /// TLS files, for a `rediss://` URL.
     pub tls: RedisTls,
+    /// Whether subscribing creates a missing consumer group (`EVENT_BUS_TOPOLOGY`).
+    pub topology: TopologyMode,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -35,6 +37,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("ack_deadline", &self.ack_deadline)
             .field("stream_max_len", &self.stream_max_len)
             .field("tls", &self.tls)
+            .field("topology", &self.topology)
             .finish()
     }
 }
@@ -132,12 +135,16 @@ impl Subscriber for RedisBroker {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError> {
+        self.options
+            .topology
+            .check_instance_scoped(self.name(), config)?;
         let conn = connection(&self.client).await?;
         let opened = RedisSubscription::open(
             conn,
             self.publisher.clone(),
             config,
             self.options.ack_deadline,
+            self.options.topology,
         )
         .await?;
         Ok(Box::new(opened))
@@ -157,5 +164,13 @@ impl Broker for RedisBroker {
             new_subscriber_receives_old_messages: true,
             can_restart_server: false,
         }
+    }
+
+    fn topology(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
+        vec![
+            TopologyItem::new("stream", &config.topic),
+            TopologyItem::new("consumer group", &config.consumer_group)
+                .of(TopologyItem::new("stream", &config.topic)),
+        ]
     }
 }

@@ -37,7 +37,7 @@ mod subscription;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use event_bus_core::{BusError, BusSettings};
+use event_bus_core::{AccessKind, BusError, BusSettings};
 
 use crate::registry::{Backend, BackendError, Connected};
 
@@ -75,8 +75,36 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
     }
 }
 
+/// The bus's error for a client error: refused credentials or permissions, and an untrusted
+/// certificate, are [`BusError::Access`]; the rest [`BusError::Backend`].
 fn redis_error(error: redis::RedisError) -> BusError {
-    BusError::backend("redis", error)
+    use redis::{ErrorKind, ServerErrorKind};
+    let kind = match error.kind() {
+        ErrorKind::AuthenticationFailed => Some(AccessKind::Credentials),
+        ErrorKind::Server(ServerErrorKind::NoPerm) => Some(AccessKind::Permission),
+        ErrorKind::Io if names_a_certificate(&error) => Some(AccessKind::Certificate),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => BusError::access("redis", kind, error.to_string()),
+        None => BusError::backend("redis", error),
+    }
+}
+
+/// True when a TLS handshake failed over the server's certificate.
+fn names_a_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate")
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Milliseconds since the Unix epoch, the score of the delayed-retry sets.

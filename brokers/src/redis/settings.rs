@@ -70,6 +70,7 @@ impl RedisOptions {
                 .unwrap_or_else(|| DEFAULT_URL.to_owned()),
             ack_deadline: settings.ack_deadline,
             stream_max_len: vars.redis_stream_max_len,
+            topology: settings.topology,
         }
     }
 }

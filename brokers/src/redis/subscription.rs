@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_bus_core::kit::{Delivered, Leases};
-use event_bus_core::{BusError, Delivery, Message, Subscription, SubscriptionConfig};
+use event_bus_core::{
+    BusError, Delivery, Message, Subscription, SubscriptionConfig, TopologyItem, TopologyMode,
+};
 use redis::aio::ConnectionManager;
 use redis::streams::{
-    StreamAutoClaimReply, StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply,
+    StreamAutoClaimReply, StreamClaimReply, StreamId, StreamInfoGroupsReply,
+    StreamPendingCountReply, StreamReadReply,
 };
 use tokio_util::sync::DropGuard;
 
@@ -43,28 +46,23 @@ pub(super) struct RedisSubscription {
 
 impl RedisSubscription {
     /// Creates the group (at id `0`) unless it exists, removes the stream's instance-scoped
-    /// groups whose owners died, and registers this one if it is instance-scoped. The member
-    /// reads with `conn`; its held entries and registration are renewed over `renewals` (a
-    /// connection that never blocks).
+    /// groups whose owners died, and registers this one if it is instance-scoped; under
+    /// [`TopologyMode::Existing`] only checks that the group exists. The member reads with
+    /// `conn`; its held entries and registration are renewed over `renewals` (a connection
+    /// that never blocks).
     pub(super) async fn open(
         mut conn: ConnectionManager,
         mut renewals: ConnectionManager,
         config: &SubscriptionConfig,
         ack_deadline: Duration,
+        topology: TopologyMode,
     ) -> Result<Self, BusError> {
-        let created = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&config.topic)
-            .arg(&config.consumer_group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async::<()>(&mut conn)
-            .await;
-        match created {
-            Err(error) if error.code() == Some("BUSYGROUP") => {}
-            other => other.map_err(redis_error)?,
+        if topology.creates() {
+            create_group(&mut conn, config).await?;
+            ephemeral::sweep(&mut renewals, &config.topic).await?;
+        } else {
+            require_group(&mut conn, config).await?;
         }
-        ephemeral::sweep(&mut renewals, &config.topic).await?;
         let mut subscription = Self::new(conn, renewals.clone(), config, ack_deadline);
         if config.ephemeral {
             let expiry = ack_deadline * EPHEMERAL_DEADLINES;
@@ -255,6 +253,49 @@ impl Subscription for RedisSubscription {
             self.settle(id).retry_at(now_millis()).await?;
         }
         Ok(())
+    }
+}
+
+/// Creates the consumer group at the stream's start, and the stream, unless they exist.
+async fn create_group(
+    conn: &mut ConnectionManager,
+    config: &SubscriptionConfig,
+) -> Result<(), BusError> {
+    let created = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&config.topic)
+        .arg(&config.consumer_group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async::<()>(conn)
+        .await;
+    match created {
+        Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+        other => other.map_err(redis_error),
+    }
+}
+
+/// Fails with [`BusError::MissingTopology`] unless the stream has the consumer group.
+async fn require_group(
+    conn: &mut ConnectionManager,
+    config: &SubscriptionConfig,
+) -> Result<(), BusError> {
+    let stream = TopologyItem::new("stream", &config.topic);
+    let groups: Result<StreamInfoGroupsReply, _> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&config.topic)
+        .query_async(conn)
+        .await;
+    match groups {
+        Ok(reply) if reply.groups.iter().any(|g| g.name == config.consumer_group) => Ok(()),
+        Ok(_) => Err(BusError::missing(
+            "redis",
+            TopologyItem::new("consumer group", &config.consumer_group).of(stream),
+        )),
+        Err(error) if error.detail().is_some_and(|d| d.contains("no such key")) => {
+            Err(BusError::missing("redis", stream))
+        }
+        Err(error) => Err(redis_error(error)),
     }
 }
 

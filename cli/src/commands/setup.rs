@@ -1,34 +1,41 @@
-//! `eventbus setup`: create subscriptions and the dead-letter wiring before anything runs.
+//! `eventbus setup`: create, as an identity allowed to, everything the bus uses, so that
+//! services can run with `EVENT_BUS_TOPOLOGY=existing` and least privilege.
+
+use event_bus_core::{SubscriptionConfig, TopologyMode};
 
 use crate::args::SetupArgs;
 use crate::error::CliError;
 
 use super::Context;
 
-/// Joins and leaves each subscription once, so the backend creates what it needs; on a
-/// backend that keeps events, they then wait for their handler from now on.
+/// Joins and leaves each subscription once, whatever `EVENT_BUS_TOPOLOGY` says, so the
+/// backend creates what it needs (topics, groups, retry queues, the dead-letter topic and its
+/// keeping group), and prints each piece; on a backend that keeps events, they then wait for
+/// their handler from now on.
 pub async fn run(context: &Context, args: SetupArgs) -> Result<(), CliError> {
-    let bus = context.bus().await?;
+    let mut settings = context.settings.clone();
+    settings.topology = TopologyMode::Create;
+    let bus = event_bus_brokers::connect(settings).await?;
+    let mut subscriptions: Vec<SubscriptionConfig> = Vec::new();
     for event_type in &args.event_types {
         for handler in &args.handlers {
-            let config = bus.subscription(event_type, handler);
-            bus.broker().subscribe(&config).await?.close().await?;
-            println!(
-                "{}: topic {}, subscription {}, dead letters to {} after {} attempts",
-                event_type,
-                config.topic,
-                config.consumer_group,
-                config.dead_letter_topic.as_deref().unwrap_or("-"),
-                config.max_delivery_attempts
-            );
+            subscriptions.push(bus.subscription(event_type, handler));
         }
     }
-    let dead_letters = context.dead_letters();
-    bus.broker().subscribe(&dead_letters).await?.close().await?;
-    println!(
-        "dead letters: topic {}, subscription {}",
-        dead_letters.topic, dead_letters.consumer_group
-    );
+    subscriptions.push(context.dead_letters());
+    for config in &subscriptions {
+        bus.broker().subscribe(config).await?.close().await?;
+        println!(
+            "topic {}, group {}: dead letters to {} after {} attempts",
+            config.topic,
+            config.consumer_group,
+            config.dead_letter_topic.as_deref().unwrap_or("-"),
+            config.max_delivery_attempts
+        );
+        for item in bus.broker().topology(config) {
+            println!("  ready: {} {item}", bus.broker().name());
+        }
+    }
     bus.shutdown().await?;
     Ok(())
 }
