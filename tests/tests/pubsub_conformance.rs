@@ -150,8 +150,11 @@ mod least_privilege {
             tracing::subscriber::set_default(tracing_subscriber::registry().with(calls.clone()));
         let host = Emulator::shared().host;
         let prefix = format!("lp-{}", uuid::Uuid::now_v7().simple());
+        // A keeping group of its own: the default one's name is taken on other cases' topics.
+        let keeper = format!("{prefix}-dead-letters");
         let settings = BusSettings::from_vars([
             ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+            ("DEAD_LETTER_SUBSCRIPTION", keeper.as_str()),
             ("DEAD_LETTER_MAX_RETRIES", "2"),
         ])
         .unwrap();

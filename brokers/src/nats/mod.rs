@@ -234,6 +234,11 @@ impl From<NatsError> for BusError {
                 async_nats::ConnectErrorKind::Tls => {
                     BusError::access(NAME, AccessKind::Certificate, error.to_string())
                 }
+                async_nats::ConnectErrorKind::Io
+                    if crate::certificate::names_a_certificate(source) =>
+                {
+                    BusError::access(NAME, AccessKind::Certificate, error.to_string())
+                }
                 _ => BusError::backend(NAME, error),
             },
             _ => BusError::backend(NAME, error),

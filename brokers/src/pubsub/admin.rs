@@ -141,7 +141,7 @@ impl Admin {
                 },
             };
             if existing.topic != topic_path {
-                tracing::debug!(subscription = %id, topic = %existing.topic, "pubsub: the group's name is taken on another topic");
+                tracing::warn!(subscription = %id, topic = %existing.topic, "pubsub: the group's name is taken by a subscription of another topic, so it gets `{{group}}.{{topic}}`, which EVENT_BUS_TOPOLOGY=existing cannot find: give the group a name unique in the project");
                 continue;
             }
             self.check(&id, &existing, wanted)?;
