@@ -10,13 +10,13 @@ use event_bus_core::{
     SubscriptionConfig, TopologyItem,
 };
 
-/// The group the administrator subscribes once on a topic that is published to before any
-/// group of the case subscribed, so the topic exists (as `eventbus setup` makes it).
+/// The group the administrator provisions on a topic that is published to before any group of
+/// the case subscribed, so the topic exists (as `eventbus setup` makes it).
 pub const TOPIC_KEEPER: &str = "conformance-setup";
 
 /// Publishes and subscribes as `restricted` (a broker connected with
 /// `EVENT_BUS_TOPOLOGY=existing`); `admin` (the default mode) first creates what each topic and
-/// subscription needs, by subscribing once and closing.
+/// subscription needs ([`Subscriber::provision`]).
 pub struct Provisioned {
     admin: Arc<dyn Broker>,
     restricted: Arc<dyn Broker>,
@@ -34,7 +34,7 @@ impl Provisioned {
     }
 
     async fn provision(&self, config: &SubscriptionConfig) -> Result<(), BusError> {
-        self.admin.subscribe(config).await?.close().await?;
+        self.admin.provision(config).await?;
         self.topics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

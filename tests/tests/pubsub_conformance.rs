@@ -169,14 +169,7 @@ mod least_privilege {
             &settings.dead_letter_subscription,
         );
         for config in [&orders, &dead_letters] {
-            admin
-                .broker()
-                .subscribe(config)
-                .await
-                .unwrap()
-                .close()
-                .await
-                .unwrap();
+            admin.broker().provision(config).await.unwrap();
         }
         assert!(
             !calls.take().is_empty(),

@@ -271,6 +271,20 @@ impl Subscriber for PubSubBroker {
         }
         Ok(Box::new(opened.found().await?))
     }
+
+    /// Creates the topic, the subscription and the dead-letter wiring without pulling, so no
+    /// message is taken and handed back (which would count as a delivery attempt).
+    async fn provision(&self, config: &SubscriptionConfig) -> Result<(), BusError> {
+        let wanted = self.admin.wanted(
+            config,
+            self.options.ack_deadline_seconds(),
+            self.options.native_dead_letter,
+        );
+        self.admin
+            .ensure_subscription(config, &wanted)
+            .await
+            .map(drop)
+    }
 }
 
 impl Broker for PubSubBroker {

@@ -8,8 +8,8 @@ use crate::error::CliError;
 
 use super::Context;
 
-/// Joins and leaves each subscription once, whatever `EVENT_BUS_TOPOLOGY` says, so the
-/// backend creates what it needs (topics, groups, retry queues, the dead-letter topic and its
+/// Provisions each subscription, whatever `EVENT_BUS_TOPOLOGY` says: the backend creates
+/// what it needs (topics, groups, retry queues, the dead-letter topic and its
 /// keeping group), and prints each piece; on a backend that keeps events, they then wait for
 /// their handler from now on.
 pub async fn run(context: &Context, args: SetupArgs) -> Result<(), CliError> {
@@ -24,7 +24,7 @@ pub async fn run(context: &Context, args: SetupArgs) -> Result<(), CliError> {
     }
     subscriptions.push(context.dead_letters());
     for config in &subscriptions {
-        bus.broker().subscribe(config).await?.close().await?;
+        bus.broker().provision(config).await?;
         println!(
             "topic {}, group {}: dead letters to {} after {} attempts",
             config.topic,

@@ -13,6 +13,13 @@ pub trait Subscriber: Send + Sync {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Creates on the broker what a subscription of `config` uses, without consuming
+    /// (`eventbus setup`). The default joins the group and leaves it at once; a backend whose
+    /// member takes messages ahead (a long pull) creates instead.
+    async fn provision(&self, config: &SubscriptionConfig) -> Result<(), BusError> {
+        self.subscribe(config).await?.close().await
+    }
 }
 
 /// A stream of deliveries for one consumer-group member.
