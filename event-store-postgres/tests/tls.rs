@@ -1,4 +1,4 @@
-//! The store, its parked dead letters and the dedup store over TLS (`sslmode=require`; the
+//! The store, its outbox, its parked dead letters and the dedup store over TLS (`sslmode=require`; the
 //! local server has TLS on, with Debian's snakeoil certificate), as a user with a password
 //! that the test creates; the server says the connections are encrypted, and the password shows
 //! in no `Debug` output of the settings.
@@ -8,6 +8,7 @@ mod common;
 use event_bus_core::dead_letter::{DeadLetter, DeadLetterFilter, ParkedStore, headers};
 use event_bus_core::{BusSettings, EventEnvelope};
 use event_store::StoreSettings;
+use event_store::outbox::Outbox;
 use event_store::store::{EventStore, ExpectedVersion, StreamId};
 use event_store_postgres::PgEventStore;
 
@@ -97,6 +98,15 @@ async fn the_store_and_parked_dead_letters_work_over_tls_as_a_password_user() {
         .unwrap();
     let listed = parked.list(&DeadLetterFilter::default(), 10).await.unwrap();
     assert_eq!(listed.len(), 1);
+
+    let next = EventEnvelope::builder("user.renamed", serde_json::json!({ "n": 2 })).build();
+    store
+        .append_and_enqueue(&stream, ExpectedVersion::Exact(1), vec![next.clone()])
+        .await
+        .unwrap();
+    let pending = store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1, "the outbox holds the appended event");
+    assert_eq!(pending[0].envelope.id, next.id);
 
     let settings = StoreSettings::from_settings(
         &BusSettings::from_vars([("DATABASE_URL", url.as_str())]).unwrap(),

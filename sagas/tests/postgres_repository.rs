@@ -46,6 +46,32 @@ fn lease() -> Lease {
     }
 }
 
+/// `SAGA_DATABASE_URL` with `sslmode=require` (the server's TLS is on): the repository's
+/// connections are encrypted and it stores and reads sagas.
+#[tokio::test]
+async fn the_repository_works_over_tls() {
+    let schema = TestSchema::new();
+    let url = format!("{}?sslmode=require", common::postgres::DATABASE_URL);
+    let repository = PgSagaRepository::connect(&url, &schema.name)
+        .await
+        .expect("connect over TLS");
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(repository.pool())
+            .await
+            .unwrap();
+    assert!(encrypted, "the connection is not encrypted");
+    let Created::New(stored) = repository
+        .create(&new_saga("tls-1"), &lease())
+        .await
+        .unwrap()
+    else {
+        panic!("new saga expected");
+    };
+    let read = repository.get(stored.id).await.unwrap().expect("stored");
+    assert_eq!(read.trigger_key, "tls-1");
+}
+
 #[tokio::test]
 async fn a_stale_version_is_a_conflict_and_writes_nothing() {
     let schema = TestSchema::new();
