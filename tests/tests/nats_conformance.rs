@@ -132,6 +132,40 @@ mod least_privilege {
     }
 
     #[tokio::test]
+    async fn creating_a_stream_without_the_permission_is_a_permission_error() {
+        let target = server();
+        let worker = target.broker(WORKER_USER, "create").await;
+        let started = Instant::now();
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-payments", "billing"))
+            .await
+            .err()
+            .expect("the worker may not create streams");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "nats",
+                    kind: AccessKind::Permission,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("$JS.API.STREAM.CREATE.lp-payments"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_wrong_password_and_an_untrusted_certificate_are_access_errors() {
         let target = server();
         let (worker, password) = WORKER_USER;

@@ -13,6 +13,7 @@ use super::options::NatsOptions;
 use super::publisher::NatsPublisher;
 use super::streams::Streams;
 use super::subscription::NatsSubscription;
+use super::violations::Violations;
 use super::{NAME, NatsError, names};
 
 /// Publishes to and consumes from NATS JetStream.
@@ -36,7 +37,8 @@ impl NatsBroker {
     /// Connects, and checks that the server has JetStream; fails within the connect timeout
     /// when no server answers. A lost connection is re-established by the client.
     pub async fn connect(options: NatsOptions) -> Result<Self, BusError> {
-        let client = connect(&options).await?;
+        let violations = Violations::default();
+        let client = connect(&options, violations.clone()).await?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(options.request_timeout)
             .build(client.clone());
@@ -49,7 +51,7 @@ impl NatsBroker {
                 "nats: the server's max_payload is not above EVENT_BUS_MAX_MESSAGE_BYTES; the largest events will be refused"
             );
         }
-        let streams = Arc::new(Streams::new(jetstream.clone(), &options));
+        let streams = Arc::new(Streams::new(jetstream.clone(), &options, violations));
         let publisher = NatsPublisher::new(client.clone(), jetstream, Arc::clone(&streams));
         Ok(Self {
             client,
@@ -63,8 +65,19 @@ impl NatsBroker {
 /// Room for headers beyond a message's counted size in the server's payload limit.
 const HEADER_ROOM: usize = 4096;
 
-async fn connect(options: &NatsOptions) -> Result<async_nats::Client, NatsError> {
-    let mut connect = async_nats::ConnectOptions::new();
+async fn connect(
+    options: &NatsOptions,
+    violations: Violations,
+) -> Result<async_nats::Client, NatsError> {
+    let mut connect = async_nats::ConnectOptions::new().event_callback(move |event| {
+        let violations = violations.clone();
+        async move {
+            if let async_nats::Event::ServerError(error) = &event {
+                violations.record(error);
+            }
+            tracing::debug!(%event, "nats: connection event");
+        }
+    });
     if let Some(ca) = &options.tls_ca_file {
         connect = connect.add_root_certificates(ca.clone()).require_tls(true);
     }

@@ -46,6 +46,7 @@ mod options;
 mod publisher;
 mod streams;
 mod subscription;
+mod violations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,12 @@ pub enum NatsError {
         /// The consumer.
         consumer: String,
     },
+    /// The server refused the user a JetStream request (its permissions deny the subject).
+    #[error("the server refused to let this user publish to `{subject}`")]
+    Refused {
+        /// The refused subject.
+        subject: String,
+    },
     /// A consumer group's durable consumer could not be created.
     #[error("creating the consumer `{consumer}` on stream `{stream}` failed: {source}")]
     Consumer {
@@ -226,6 +233,9 @@ impl From<NatsError> for BusError {
                 TopologyItem::new("durable consumer", consumer)
                     .of(TopologyItem::new("stream", stream)),
             ),
+            NatsError::Refused { .. } => {
+                BusError::access(NAME, AccessKind::Permission, error.to_string())
+            }
             NatsError::Connect { source, .. } => match source.kind() {
                 async_nats::ConnectErrorKind::AuthorizationViolation
                 | async_nats::ConnectErrorKind::Authentication => {

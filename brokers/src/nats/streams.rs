@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, stream};
 use event_bus_core::{SubscriptionConfig, TopologyMode};
 
 use super::options::{NatsOptions, StreamStorage};
+use super::violations::Violations;
 use super::{NatsError, names};
 
 /// The consumer's `max_deliver` is this many times the subscription's attempts: room for the
@@ -26,11 +27,16 @@ pub(super) struct Streams {
     template: stream::Config,
     ack_wait: std::time::Duration,
     topology: TopologyMode,
+    violations: Violations,
     known: Mutex<HashSet<String>>,
 }
 
 impl Streams {
-    pub(super) fn new(jetstream: jetstream::Context, options: &NatsOptions) -> Self {
+    pub(super) fn new(
+        jetstream: jetstream::Context,
+        options: &NatsOptions,
+        violations: Violations,
+    ) -> Self {
         let template = stream::Config {
             storage: match options.storage {
                 StreamStorage::File => stream::StorageType::File,
@@ -46,6 +52,7 @@ impl Streams {
             template,
             ack_wait: options.ack_wait,
             topology: options.topology,
+            violations,
             known: Mutex::default(),
         }
     }
@@ -92,9 +99,17 @@ impl Streams {
             .get_or_create_stream(config)
             .await
             .map(drop)
-            .map_err(|source| NatsError::Stream {
-                stream: name.to_owned(),
-                source,
+            .map_err(|source| {
+                match self
+                    .violations
+                    .refused(&format!("$JS.API.STREAM.CREATE.{name}"))
+                {
+                    Some(subject) => NatsError::Refused { subject },
+                    None => NatsError::Stream {
+                        stream: name.to_owned(),
+                        source,
+                    },
+                }
             })
     }
 
@@ -156,11 +171,16 @@ impl Streams {
         self.jetstream
             .create_consumer_on_stream(consumer, &stream_name)
             .await
-            .map_err(|source| NatsError::Consumer {
-                stream: stream_name.clone(),
-                consumer: name,
-                source,
-            })
+            .map_err(
+                |source| match self.violations.refused("$JS.API.CONSUMER.") {
+                    Some(subject) => NatsError::Refused { subject },
+                    None => NatsError::Consumer {
+                        stream: stream_name.clone(),
+                        consumer: name,
+                        source,
+                    },
+                },
+            )
     }
 
     async fn existing_consumer(
