@@ -97,7 +97,9 @@ pub async fn connect(settings: BusSettings) -> Result<EventBus, ConnectError> {
     let connected = connect_backend(&settings).await?;
     let store: Option<Arc<dyn DedupStore>> = match DedupStoreChoice::from_settings(&settings)? {
         None => connected.dedup_store,
-        Some(DedupStoreChoice::Memory) => Some(Arc::new(MemoryDedupStore::new())),
+        Some(DedupStoreChoice::Memory) => Some(Arc::new(MemoryDedupStore::with_max_keys(
+            settings.idempotency_max_keys,
+        ))),
         Some(DedupStoreChoice::Redis) => match connected.dedup_store {
             Some(store) if connected.broker.name() == "redis" => Some(store),
             _ => Some(redis_dedup_store(&settings).await?),

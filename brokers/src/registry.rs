@@ -73,15 +73,31 @@ pub struct Backend {
     pub connect: ConnectFn,
 }
 
-fn connect_memory(_: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
-    Box::pin(async { Ok(Connected::broker(Arc::new(InMemoryBroker::new()))) })
+/// The variables the in-memory backend reads.
+const MEMORY_VARIABLES: &[&str] = &["MEMORY_RETAINED_MESSAGES"];
+
+#[derive(serde::Deserialize)]
+struct MemoryVariables {
+    memory_retained_messages: Option<usize>,
+}
+
+fn connect_memory(settings: &BusSettings) -> BoxFuture<'_, Result<Connected, BackendError>> {
+    Box::pin(async {
+        let vars: MemoryVariables = settings.source.read()?;
+        let retained = vars
+            .memory_retained_messages
+            .unwrap_or(event_bus_core::memory::DEFAULT_RETAINED_MESSAGES);
+        Ok(Connected::broker(Arc::new(InMemoryBroker::with_retention(
+            retained,
+        ))))
+    })
 }
 
 /// The backends compiled into this build, the default first.
 pub const BACKENDS: &[Backend] = &[
     Backend {
         name: DEFAULT_BACKEND,
-        variables: &[],
+        variables: MEMORY_VARIABLES,
         connect: connect_memory,
     },
     #[cfg(feature = "redis")]

@@ -37,8 +37,10 @@ impl EventBus {
             metrics: BusMetrics::new(broker.name()),
             broker,
             topics: settings.topic_names(),
+            dedup: Some(Arc::new(MemoryDedupStore::with_max_keys(
+                settings.idempotency_max_keys,
+            ))),
             settings,
-            dedup: Some(Arc::new(MemoryDedupStore::new())),
             subscriptions: Mutex::default(),
         }
     }

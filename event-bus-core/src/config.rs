@@ -32,6 +32,7 @@ pub const VARIABLES: &[&str] = &[
     "DEAD_LETTER_MAX_REDRIVES",
     "EVENT_BUS_MAX_MESSAGE_BYTES",
     "EVENT_BUS_IDEMPOTENCY_TTL_SECONDS",
+    "EVENT_BUS_IDEMPOTENCY_MAX_KEYS",
     "EVENT_BUS_DEDUP_STORE",
     "EVENT_BUS_ACK_DEADLINE_SECONDS",
     "WORKER_TIMEOUT",
@@ -182,6 +183,9 @@ pub struct BusSettings {
     pub max_message_bytes: usize,
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
+    /// `EVENT_BUS_IDEMPOTENCY_MAX_KEYS`: the most keys the in-process dedup store keeps; past
+    /// it the least used are forgotten early (default 1,000,000).
+    pub idempotency_max_keys: u64,
     /// `EVENT_BUS_DEDUP_STORE`: the name of the store idempotency keys are kept in, in lower
     /// case (event-bus-brokers knows the names); `None` (unset): the backend's own store where
     /// it has one, process memory elsewhere.
@@ -217,6 +221,7 @@ struct RawSettings {
     dead_letter_max_redrives: Option<u32>,
     event_bus_max_message_bytes: Option<usize>,
     event_bus_idempotency_ttl_seconds: Option<u64>,
+    event_bus_idempotency_max_keys: Option<u64>,
     event_bus_dedup_store: Option<String>,
     event_bus_ack_deadline_seconds: Option<u64>,
     worker_timeout: Option<u64>,
@@ -317,6 +322,10 @@ impl BusSettings {
             dead_letter_max_retries: raw.dead_letter_max_retries.unwrap_or(5).max(1),
             dead_letter_max_redrives: raw.dead_letter_max_redrives.unwrap_or(5),
             max_message_bytes: raw.event_bus_max_message_bytes.unwrap_or(1024 * 1024),
+            idempotency_max_keys: raw
+                .event_bus_idempotency_max_keys
+                .unwrap_or(crate::idempotency::DEFAULT_MAX_KEYS)
+                .max(1),
             idempotency_ttl: Duration::from_secs(
                 raw.event_bus_idempotency_ttl_seconds.unwrap_or(86_400),
             ),

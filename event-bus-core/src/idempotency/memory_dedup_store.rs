@@ -1,111 +1,141 @@
-//! In-process dedup store with per-key expiry.
+//! In-process dedup store: per-key expiry and a cap on how many keys it keeps, on a
+//! concurrent cache (`moka`), so claims of different keys never wait for one lock.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use moka::ops::compute::Op;
+use moka::sync::Cache;
 use tokio::time::Instant;
 
 use super::{Claim, DedupError, DedupStore};
 
+/// Keys kept at most unless told otherwise; past it the least used are forgotten first.
+pub const DEFAULT_MAX_KEYS: u64 = 1_000_000;
+
 #[derive(Clone, Copy)]
 struct Entry {
     done: bool,
+    /// Checked on every read (on the runtime's clock, so paused test time counts).
     expires_at: Instant,
+    /// How long the cache keeps the entry, a backstop that frees expired keys' memory.
+    kept_for: Duration,
 }
 
-/// Claims between two sweeps of expired keys.
-const SWEEP_EVERY: u32 = 1024;
+impl Entry {
+    fn new(done: bool, ttl: Duration) -> Self {
+        Self {
+            done,
+            expires_at: Instant::now() + ttl,
+            kept_for: ttl,
+        }
+    }
 
-/// A [`DedupStore`] in memory: fast, and forgotten when the process exits.
-#[derive(Default)]
+    fn live(&self) -> bool {
+        self.expires_at > Instant::now()
+    }
+}
+
+/// Frees an entry once its own time is up.
+struct KeptFor;
+
+impl moka::Expiry<String, Entry> for KeptFor {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.kept_for)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.kept_for)
+    }
+}
+
+/// A [`DedupStore`] in memory: fast, bounded, and forgotten when the process exits.
 pub struct MemoryDedupStore {
-    entries: Mutex<Entries>,
+    entries: Cache<String, Entry>,
 }
 
-#[derive(Default)]
-struct Entries {
-    by_key: HashMap<String, Entry>,
-    claims_since_sweep: u32,
+impl Default for MemoryDedupStore {
+    fn default() -> Self {
+        Self::with_max_keys(DEFAULT_MAX_KEYS)
+    }
 }
 
 impl MemoryDedupStore {
-    /// An empty store.
+    /// An empty store keeping at most [`DEFAULT_MAX_KEYS`] keys.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty store keeping at most `max_keys` keys (`EVENT_BUS_IDEMPOTENCY_MAX_KEYS`); past
+    /// that, the least used keys are forgotten before their time.
+    pub fn with_max_keys(max_keys: u64) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(max_keys)
+                .expire_after(KeptFor)
+                .build(),
+        }
+    }
+
     /// Number of keys currently remembered (claimed or done, not expired).
     pub fn len(&self) -> usize {
-        let now = Instant::now();
-        self.lock()
-            .by_key
-            .values()
-            .filter(|e| e.expires_at > now)
-            .count()
+        self.entries.iter().filter(|(_, e)| e.live()).count()
     }
 
     /// Whether no key is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 #[async_trait]
 impl DedupStore for MemoryDedupStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, DedupError> {
-        let now = Instant::now();
-        let mut entries = self.lock();
-        entries.claims_since_sweep += 1;
-        if entries.claims_since_sweep >= SWEEP_EVERY {
-            entries.claims_since_sweep = 0;
-            entries.by_key.retain(|_, e| e.expires_at > now);
-        }
-        match entries.by_key.get(key) {
-            Some(e) if e.expires_at > now && e.done => Ok(Claim::Done),
-            Some(e) if e.expires_at > now => Ok(Claim::InProgress),
-            _ => {
-                entries.by_key.insert(
-                    key.to_owned(),
-                    Entry {
-                        done: false,
-                        expires_at: now + lease,
-                    },
-                );
-                Ok(Claim::Acquired)
-            }
-        }
+        let mut claim = Claim::Acquired;
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|current| match current.map(|e| e.into_value()) {
+                Some(entry) if entry.live() => {
+                    claim = if entry.done {
+                        Claim::Done
+                    } else {
+                        Claim::InProgress
+                    };
+                    Op::Nop
+                }
+                _ => Op::Put(Entry::new(false, lease)),
+            });
+        Ok(claim)
     }
 
     async fn renew(&self, key: &str, lease: Duration) -> Result<(), DedupError> {
-        let now = Instant::now();
-        if let Some(entry) = self.lock().by_key.get_mut(key)
-            && !entry.done
-            && entry.expires_at > now
-        {
-            entry.expires_at = now + lease;
-        }
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|current| match current.map(|e| e.into_value()) {
+                Some(entry) if entry.live() && !entry.done => Op::Put(Entry::new(false, lease)),
+                _ => Op::Nop,
+            });
         Ok(())
     }
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), DedupError> {
-        let entry = Entry {
-            done: true,
-            expires_at: Instant::now() + ttl,
-        };
-        self.lock().by_key.insert(key.to_owned(), entry);
+        self.entries.insert(key.to_owned(), Entry::new(true, ttl));
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), DedupError> {
-        self.lock().by_key.remove(key);
+        self.entries.invalidate(key);
         Ok(())
     }
 }
@@ -149,6 +179,17 @@ mod tests {
         store.renew("k", lease).await.unwrap();
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Done);
+    }
+
+    #[tokio::test]
+    async fn past_its_cap_the_store_forgets_keys() {
+        let store = MemoryDedupStore::with_max_keys(100);
+        for n in 0..1_000 {
+            store.complete(&format!("k-{n}"), TTL).await.unwrap();
+        }
+        store.entries.run_pending_tasks();
+        assert!(store.len() <= 100, "{} keys kept", store.len());
+        assert!(store.entries.entry_count() <= 100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,4 +6,4 @@ mod memory_dedup_store;
 
 pub use dedup_store::{Claim, DedupError, DedupStore};
 pub use layer::{IdempotencyLayer, Idempotent};
-pub use memory_dedup_store::MemoryDedupStore;
+pub use memory_dedup_store::{DEFAULT_MAX_KEYS, MemoryDedupStore};

@@ -28,6 +28,7 @@ impl MemorySettle {
                     Some(nack) => group.nack(self.offset, nack, Instant::now()),
                 }
             }
+            state.trim();
         });
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio::time::Instant;
 
-use crate::message::Message;
+use super::log::Log;
 use crate::transport::Nack;
 
 /// Delivery state of one consumer group over a topic's log.
@@ -29,13 +29,32 @@ pub(super) enum Dispatch {
 }
 
 impl GroupState {
+    /// A group that starts reading at `offset`.
+    pub(super) fn starting_at(offset: usize) -> Self {
+        Self {
+            cursor: offset,
+            ..Self::default()
+        }
+    }
+
+    /// The lowest offset this group has not settled: what the log must still hold for it.
+    pub(super) fn low_water(&self) -> usize {
+        let waiting = self.waiting.keys().next().copied();
+        let in_flight = self.in_flight.iter().min().copied();
+        [Some(self.cursor), waiting, in_flight]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.cursor)
+    }
+
     /// Picks the next message to deliver: due redeliveries first, oldest first, then new
     /// messages. With `ordering`, a message waits while an earlier one with its key is
     /// in flight or scheduled for redelivery.
-    pub(super) fn dispatch(&mut self, log: &[Message], ordering: bool, now: Instant) -> Dispatch {
+    pub(super) fn dispatch(&mut self, log: &Log, ordering: bool, now: Instant) -> Dispatch {
         let key_of = |offset: usize| {
             if ordering {
-                log[offset].key.as_deref()
+                log.get(offset).and_then(|message| message.key.as_deref())
             } else {
                 None
             }
@@ -62,7 +81,8 @@ impl GroupState {
         if let Some(offset) = chosen {
             self.waiting.remove(&offset);
         } else {
-            while self.cursor < log.len() {
+            self.cursor = self.cursor.max(log.start());
+            while self.cursor < log.end() {
                 let offset = self.cursor;
                 self.cursor += 1;
                 if key_of(offset).is_some_and(|k| blocked.contains(k)) {
@@ -114,8 +134,8 @@ impl GroupState {
     }
 
     /// Messages this group has not finished: undelivered, waiting or in flight.
-    pub(super) fn backlog(&self, log_len: usize) -> usize {
-        log_len - self.cursor + self.waiting.len() + self.in_flight.len()
+    pub(super) fn backlog(&self, log: &Log) -> usize {
+        log.end().saturating_sub(self.cursor) + self.waiting.len() + self.in_flight.len()
     }
 }
 
@@ -124,16 +144,19 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::message::Message;
 
-    fn log(keys: &[&str]) -> Vec<Message> {
-        keys.iter()
-            .map(|k| Message::new(k.to_string()).with_key(*k))
-            .collect()
+    fn log(keys: &[&str]) -> Log {
+        let mut log = Log::default();
+        for k in keys {
+            log.push(Message::new(k.to_string()).with_key(*k));
+        }
+        log
     }
 
     fn deliver(
         group: &mut GroupState,
-        log: &[Message],
+        log: &Log,
         ordering: bool,
         now: Instant,
     ) -> Option<(usize, u32)> {
@@ -151,9 +174,9 @@ mod tests {
         let delivered: Vec<_> =
             std::iter::from_fn(|| deliver(&mut group, &log, false, now)).collect();
         assert_eq!(delivered, vec![(0, 1), (1, 1), (2, 1)]);
-        assert_eq!(group.backlog(log.len()), 3);
+        assert_eq!(group.backlog(&log), 3);
         (0..3).for_each(|o| group.ack(o));
-        assert_eq!(group.backlog(log.len()), 0);
+        assert_eq!(group.backlog(&log), 0);
     }
 
     #[test]
@@ -211,6 +234,23 @@ mod tests {
         let now = Instant::now();
         assert_eq!(deliver(&mut group, &log, false, now), Some((0, 1)));
         assert_eq!(deliver(&mut group, &log, false, now), Some((1, 1)));
+    }
+
+    #[test]
+    fn the_low_water_mark_is_the_oldest_unsettled_offset() {
+        let log = log(&["a", "b", "c"]);
+        let mut group = GroupState::default();
+        let now = Instant::now();
+        assert_eq!(group.low_water(), 0);
+        deliver(&mut group, &log, false, now);
+        deliver(&mut group, &log, false, now);
+        group.ack(1);
+        assert_eq!(group.low_water(), 0, "offset 0 is in flight");
+        group.nack(0, Nack::RequeueAfter(Duration::from_secs(1)), now);
+        assert_eq!(group.low_water(), 0, "offset 0 waits for its retry");
+        deliver(&mut group, &log, false, now + Duration::from_secs(1));
+        group.ack(0);
+        assert_eq!(group.low_water(), 2);
     }
 
     #[test]

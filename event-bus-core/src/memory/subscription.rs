@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::delivery::MemorySettle;
-use super::group::Dispatch;
+use super::group::{Dispatch, GroupState};
 use super::topic::Topic;
 use crate::error::BusError;
 use crate::kit::Delivered;
@@ -24,10 +24,18 @@ impl MemorySubscription {
     fn try_take(&self) -> Result<Delivered<MemorySettle>, Option<Instant>> {
         let mut state = self.topic.lock();
         let state = &mut *state;
-        let group = state.groups.entry(self.group.clone()).or_default();
+        let start = state.log.start();
+        let group = state
+            .groups
+            .entry(self.group.clone())
+            .or_insert_with(|| GroupState::starting_at(start));
         match group.dispatch(&state.log, self.ordering, Instant::now()) {
             Dispatch::Deliver { offset, attempt } => Ok(Delivered::new(
-                state.log[offset].clone(),
+                state
+                    .log
+                    .get(offset)
+                    .cloned()
+                    .expect("a group's unsettled offsets are held"),
                 attempt,
                 MemorySettle {
                     topic: Arc::clone(&self.topic),
@@ -60,7 +68,9 @@ impl Subscription for MemorySubscription {
 
     async fn close(self: Box<Self>) -> Result<(), BusError> {
         if self.ephemeral {
-            self.topic.lock().groups.remove(&self.group);
+            let mut state = self.topic.lock();
+            state.groups.remove(&self.group);
+            state.trim();
         }
         Ok(())
     }
