@@ -36,6 +36,8 @@ impl ConformanceTarget for RabbitMq {
             publish_timeout: Duration::from_secs(5),
             queue_expiry: Some(Duration::from_secs(300)),
             dead_letters: None,
+            tls: Default::default(),
+            topology: Default::default(),
         };
         Arc::new(
             RabbitMqBroker::connect(options)

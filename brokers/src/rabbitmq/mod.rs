@@ -38,11 +38,12 @@ mod topology;
 
 use std::sync::Arc;
 
-use event_bus_core::{BusError, BusSettings};
+use event_bus_core::{AccessKind, BusError, BusSettings};
 
 use crate::registry::{Backend, BackendError, Connected};
 
 pub use broker::{RabbitMqBroker, RabbitMqOptions};
+pub use connector::RabbitMqTls;
 pub use settings::VARIABLES;
 
 /// The RabbitMQ backend, `EVENT_BUS_TYPE=rabbitmq`.
@@ -60,8 +61,46 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
     )))
 }
 
+/// The bus's error for a client error: a refused action (403 `ACCESS_REFUSED` on a channel,
+/// 530 `NOT_ALLOWED` for a virtual host) is [`AccessKind::Permission`], an untrusted server
+/// certificate [`AccessKind::Certificate`]; the rest is [`BusError::Backend`].
 fn amqp_error(error: lapin::Error) -> BusError {
-    BusError::backend("rabbitmq", error)
+    access_error(&error, AccessKind::Permission)
+        .unwrap_or_else(|| BusError::backend("rabbitmq", error))
+}
+
+/// The bus's error for a failed connection: as [`amqp_error`], except that `ACCESS_REFUSED`
+/// while logging in is a refused user name or password, [`AccessKind::Credentials`].
+fn connection_error(error: lapin::Error) -> BusError {
+    access_error(&error, AccessKind::Credentials)
+        .unwrap_or_else(|| BusError::backend("rabbitmq", error))
+}
+
+/// [`BusError::Access`] when `error` is a refusal; `refused` is what `ACCESS_REFUSED` means here.
+fn access_error(error: &lapin::Error, refused: AccessKind) -> Option<BusError> {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let kind = match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => refused,
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => AccessKind::Permission,
+            _ => return None,
+        },
+        lapin::ErrorKind::IOError(io) if crate::access::names_a_certificate(io.as_ref()) => {
+            AccessKind::Certificate
+        }
+        _ => return None,
+    };
+    Some(BusError::access("rabbitmq", kind, error.to_string()))
+}
+
+/// True when the broker answered 404 `NOT_FOUND`: a passive declare found nothing.
+fn is_not_found(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
+    )
 }
 
 /// What went wrong on the RabbitMQ side, beyond the client library's own errors.
@@ -86,4 +125,15 @@ pub enum RabbitMqError {
     /// The broker cancelled the consumer, for example because its queue was deleted.
     #[error("the broker cancelled the consumer of queue `{0}`")]
     ConsumerCancelled(String),
+    /// A TLS file named by a variable could not be read.
+    #[error("{variable} `{path}` cannot be read: {source}")]
+    TlsFile {
+        /// The variable naming the file.
+        variable: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -82,29 +82,13 @@ fn redis_error(error: redis::RedisError) -> BusError {
     let kind = match error.kind() {
         ErrorKind::AuthenticationFailed => Some(AccessKind::Credentials),
         ErrorKind::Server(ServerErrorKind::NoPerm) => Some(AccessKind::Permission),
-        ErrorKind::Io if names_a_certificate(&error) => Some(AccessKind::Certificate),
+        ErrorKind::Io if crate::access::names_a_certificate(&error) => Some(AccessKind::Certificate),
         _ => None,
     };
     match kind {
         Some(kind) => BusError::access("redis", kind, error.to_string()),
         None => BusError::backend("redis", error),
     }
-}
-
-/// True when a TLS handshake failed over the server's certificate.
-fn names_a_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if error
-            .to_string()
-            .to_ascii_lowercase()
-            .contains("certificate")
-        {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }
 
 /// Milliseconds since the Unix epoch, the score of the delayed-retry sets.
