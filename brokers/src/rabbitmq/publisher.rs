@@ -135,7 +135,11 @@ impl ConfirmedPublisher {
     /// The retry queue of `queue` for `delay` (the nearest step of the retry ladder), declared
     /// first under [`TopologyMode::Create`](event_bus_core::TopologyMode::Create); under
     /// `Existing` it is the one `eventbus setup` made.
-    pub(super) async fn retry_queue(&self, queue: &str, delay: Duration) -> Result<String, BusError> {
+    pub(super) async fn retry_queue(
+        &self,
+        queue: &str,
+        delay: Duration,
+    ) -> Result<String, BusError> {
         let step = retry_step(delay);
         if !self.topology.mode.creates() {
             return Ok(Topology::retry_queue(queue, step));

@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(options.url, "amqps://127.0.0.1:5671/%2f");
         assert_eq!(options.queue_expiry, Some(Duration::from_secs(60)));
         assert_eq!(options.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
-        assert_eq!(options.tls.cert_file, Some(PathBuf::from("/etc/client.pem")));
+        assert_eq!(
+            options.tls.cert_file,
+            Some(PathBuf::from("/etc/client.pem"))
+        );
         assert_eq!(options.tls.key_file, Some(PathBuf::from("/etc/client.key")));
         assert_eq!(options.topology, TopologyMode::Existing);
     }

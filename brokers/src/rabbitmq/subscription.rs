@@ -88,7 +88,9 @@ impl RabbitMqSubscription {
                 .await?;
             // Dead letters are kept from the start, not parked with unrouted messages.
             if let Some((topic, queue)) = &self.dead_letters {
-                topology.declare_group(&channel, topic, queue, false).await?;
+                topology
+                    .declare_group(&channel, topic, queue, false)
+                    .await?;
             }
         }
         channel
@@ -168,8 +170,5 @@ impl Subscription for RabbitMqSubscription {
 }
 
 async fn close(channel: &Channel) -> Result<(), BusError> {
-    channel
-        .close(200, "done".into())
-        .await
-        .map_err(amqp_error)
+    channel.close(200, "done".into()).await.map_err(amqp_error)
 }

@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(retry_step(ms(1_300)), 1_500);
         assert_eq!(retry_step(ms(30_000)), 33_000);
         assert_eq!(retry_step(ms(5_900)), 6_800);
-        assert_eq!(retry_step(Duration::from_secs(u64::MAX / 4)), 68 * 10_u64.pow(10));
+        assert_eq!(
+            retry_step(Duration::from_secs(u64::MAX / 4)),
+            68 * 10_u64.pow(10)
+        );
     }
 
     #[test]
@@ -380,8 +383,8 @@ mod tests {
         let steps: Vec<u64> = retry_steps(&config).into_iter().collect();
         assert_eq!(steps, [68, 100, 150, 220, 330, 470, 680, 1_000]);
         let policy = &config.retry;
-        let every_delay =
-            (2..20).flat_map(|attempt| (0..50).map(move |_| retry_step(policy.delay_after(attempt))));
+        let every_delay = (2..20)
+            .flat_map(|attempt| (0..50).map(move |_| retry_step(policy.delay_after(attempt))));
         for step in every_delay {
             assert!(steps.contains(&step), "{step} ms is not among {steps:?}");
         }
