@@ -8,10 +8,11 @@
 //!
 //! Retries: `Nack::Requeue` returns the message with `basic.nack` (the quorum queue counts the
 //! delivery in `x-delivery-count`). `Nack::RequeueAfter` needs no plugin: the message is
-//! republished, with its attempts so far in a header, to a retry queue
-//! `{queue}.retry.{delay ms}` whose message TTL is the delay and whose dead-letter target is
-//! the group's queue; then the original is acknowledged. Delays are rounded to two significant
-//! digits so that few retry queues exist; unused ones expire. A delivery dropped unsettled is
+//! republished, with its attempts so far in a header, to a retry queue `{queue}.retry.{ms}ms`
+//! whose message TTL is the delay and whose dead-letter target is the group's queue; then the
+//! original is acknowledged. Delays snap to the nearest step of a fixed ladder (the E6 series
+//! 10, 15, 22, 33, 47, 68, 100, … ms), so a retry policy needs a few known queues, which
+//! subscribing declares (and `eventbus setup` with it). A delivery dropped unsettled is
 //! returned at once. The bus dead-letters to `{prefix}-dead-letter` like any other topic.
 //!
 //! Nothing is dropped silently: a message no queue is bound for (a topic nobody has subscribed
@@ -19,6 +20,13 @@
 //! A group receives what is published after it first subscribed; earlier messages of its topic
 //! are in that queue. The group that keeps dead letters (`dead_letter_subscription`) gets its
 //! queue from every subscription that dead-letters, so dead letters never wait there.
+//!
+//! Least privilege: under `EVENT_BUS_TOPOLOGY=existing` the backend declares, binds and
+//! deletes nothing; subscribing checks with passive declares (no `configure` permission
+//! needed) that the exchange, the group's queue, the dead-letter queue and the retry queues
+//! exist, and a missing one is [`BusError::MissingTopology`] naming it. TLS: an `amqps://` URL,
+//! with `RABBITMQ_TLS_CA_FILE` (and a client certificate) as [`RabbitMqTls`] says. Refused
+//! credentials, a refused action and an untrusted certificate are [`BusError::Access`].
 //!
 //! Connection loss: publishing reconnects with backoff and tries again for up to the publish
 //! timeout, then fails with an error naming the cause; subscriptions reconnect on their next
