@@ -19,6 +19,8 @@ pub(super) struct RabbitMqSettle {
     pub(super) acker: Acker,
     pub(super) publisher: Arc<ConfirmedPublisher>,
     pub(super) queue: Arc<str>,
+    /// The queue is an instance-scoped group's, whose retry queues expire with it.
+    pub(super) ephemeral: bool,
 }
 
 const REQUEUE: BasicNackOptions = BasicNackOptions {
@@ -43,7 +45,10 @@ impl RabbitMqSettle {
         attempt: u32,
     ) -> Result<(), BusError> {
         let parked = async {
-            let retry_queue = self.publisher.retry_queue(&self.queue, delay).await?;
+            let retry_queue = self
+                .publisher
+                .retry_queue(&self.queue, delay, self.ephemeral)
+                .await?;
             let route = Route {
                 exchange: "",
                 routing_key: &retry_queue,

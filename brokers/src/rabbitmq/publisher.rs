@@ -134,11 +134,13 @@ impl ConfirmedPublisher {
 
     /// The retry queue of `queue` for `delay` (the nearest step of the retry ladder), declared
     /// first under [`TopologyMode::Create`](event_bus_core::TopologyMode::Create); under
-    /// `Existing` it is the one `eventbus setup` made.
+    /// `Existing` it is the one `eventbus setup` made. An instance-scoped group's retry queue
+    /// expires after its last use, as the group's queue does.
     pub(super) async fn retry_queue(
         &self,
         queue: &str,
         delay: Duration,
+        ephemeral: bool,
     ) -> Result<String, BusError> {
         let step = retry_step(delay);
         if !self.topology.mode.creates() {
@@ -146,7 +148,7 @@ impl ConfirmedPublisher {
         }
         let channel = self.channel().await?;
         self.topology
-            .declare_retry_queue(&channel, queue, step)
+            .declare_retry_queue(&channel, queue, step, ephemeral)
             .await
     }
 

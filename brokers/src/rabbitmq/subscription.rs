@@ -141,6 +141,7 @@ impl Subscription for RabbitMqSubscription {
                     acker: delivery.acker,
                     publisher: Arc::clone(&self.publisher),
                     queue: Arc::clone(&self.queue),
+                    ephemeral: self.ephemeral,
                 };
                 Some(Ok(Delivered::new(message, attempt, settle).boxed()))
             }

@@ -42,8 +42,9 @@ impl Topology {
     }
 
     /// What a subscription of `config` uses: the exchange, the unrouted exchange and queue,
-    /// the group's queue and its binding, its retry queues, and the queue (and binding) of
-    /// the group that keeps its dead letters.
+    /// the group's queue and its binding, its retry queues (an instance-scoped group's are
+    /// made when first used, so not listed), and the queue (and binding) of the group that
+    /// keeps its dead letters.
     pub(super) fn items(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
         let exchange = TopologyItem::new("exchange", &self.exchange);
         let unrouted = self.unrouted();
@@ -55,11 +56,13 @@ impl Topology {
             TopologyItem::new("queue", &queue),
             TopologyItem::new("binding", &config.topic).of(TopologyItem::new("queue", &queue)),
         ];
-        items.extend(
-            retry_steps(config)
-                .into_iter()
-                .map(|step| TopologyItem::new("queue", Self::retry_queue(&queue, step))),
-        );
+        if !config.ephemeral {
+            items.extend(
+                retry_steps(config)
+                    .into_iter()
+                    .map(|step| TopologyItem::new("queue", Self::retry_queue(&queue, step))),
+            );
+        }
         if let Some((topic, keeper)) = dead_letter_group(config) {
             items.push(TopologyItem::new("queue", &keeper));
             items.push(TopologyItem::new("binding", topic).of(TopologyItem::new("queue", keeper)));
@@ -113,7 +116,8 @@ impl Topology {
     ) -> Result<(), BusError> {
         let queue = Self::group_queue(&config.topic, &config.consumer_group);
         for step in retry_steps(config) {
-            self.declare_retry_queue(channel, &queue, step).await?;
+            self.declare_retry_queue(channel, &queue, step, false)
+                .await?;
         }
         Ok(())
     }
@@ -182,19 +186,28 @@ impl Topology {
     }
 
     /// Declares the queue that holds messages for `step_ms` milliseconds and then hands them
-    /// to `queue`. Returns its name.
+    /// to `queue`; that of an `ephemeral` group expires [`EPHEMERAL_QUEUE_EXPIRY`] after its
+    /// last message left. Returns its name.
     pub(super) async fn declare_retry_queue(
         &self,
         channel: &Channel,
         queue: &str,
         step_ms: u64,
+        ephemeral: bool,
     ) -> Result<String, BusError> {
         let name = Self::retry_queue(queue, step_ms);
         let mut arguments = FieldTable::default();
         arguments.insert("x-message-ttl".into(), millis(u128::from(step_ms)));
         arguments.insert("x-dead-letter-exchange".into(), text(""));
         arguments.insert("x-dead-letter-routing-key".into(), text(queue));
-        declare_queue(channel, &name, self.expiry_arguments(arguments)).await?;
+        let arguments = if ephemeral {
+            let expiry = EPHEMERAL_QUEUE_EXPIRY.as_millis() + u128::from(step_ms);
+            arguments.insert("x-expires".into(), millis(expiry));
+            arguments
+        } else {
+            self.expiry_arguments(arguments)
+        };
+        declare_queue(channel, &name, arguments).await?;
         Ok(name)
     }
 
