@@ -33,6 +33,8 @@ async fn through_the_bus(url: &str, prefix: &str) -> Measured {
         publish_timeout: Duration::from_secs(30),
         queue_expiry: Some(EXPIRY),
         dead_letters: None,
+        tls: Default::default(),
+        topology: Default::default(),
     };
     let broker = Arc::new(RabbitMqBroker::connect(options).await.expect("connect"));
     let settings = BusSettings::from_vars([("EVENT_BUS_TOPIC_PREFIX", prefix)]).expect("settings");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use event_bus_core::{Broker, BusSettings, ConfigError, DedupStore, EventBus, MemoryDedupStore};
 
-#[cfg(any(feature = "redis", feature = "nats"))]
-mod certificate;
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
+mod access;
 mod dedup;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -113,11 +113,19 @@ impl Broker for Provisioned {
 
 /// The conformance cases a least-privileged bus must pass: delivery, groups, redelivery,
 /// retries into dead letters, bad input and duplicates. Expands to one test per case, as
-/// [`event_bus_core::conformance_tests!`] does, for a target built by `$target`.
+/// [`event_bus_core::conformance_tests!`] does, for a target built by `$target`; or, with
+/// `one_test $name, $target`, to one test `$name` running every case in turn on one target
+/// (for a target that is slow to start, such as a server of the test's own).
 #[macro_export]
 macro_rules! least_privilege_conformance_tests {
     ($target:expr) => {
-        event_bus_core::conformance_tests!(@cases $target;
+        $crate::least_privilege_conformance_tests!(@list [@each $target]);
+    };
+    (one_test $name:ident, $target:expr) => {
+        $crate::least_privilege_conformance_tests!(@list [@one $name, $target]);
+    };
+    (@list [$($how:tt)*]) => {
+        $crate::least_privilege_conformance_tests!(@expand [$($how)*]
             publish_then_subscribe_keeps_payload_and_headers,
             every_consumer_group_gets_every_event,
             a_new_group_receives_earlier_events,
@@ -127,5 +135,18 @@ macro_rules! least_privilege_conformance_tests {
             bad_input_is_dead_lettered_at_once,
             idempotency_key_duplicates_are_handled_once,
         );
+    };
+    (@expand [@each $target:expr] $($case:ident),* $(,)?) => {
+        event_bus_core::conformance_tests!(@cases $target; $($case),*);
+    };
+    (@expand [@one $name:ident, $target:expr] $($case:ident),* $(,)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let target = $target;
+            $(
+                eprintln!("conformance case {}", stringify!($case));
+                event_bus_core::conformance::$case(&target).await;
+            )*
+        }
     };
 }

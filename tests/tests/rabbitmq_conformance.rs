@@ -36,6 +36,8 @@ impl ConformanceTarget for RabbitMq {
             publish_timeout: Duration::from_secs(5),
             queue_expiry: Some(Duration::from_secs(300)),
             dead_letters: None,
+            tls: Default::default(),
+            topology: Default::default(),
         };
         Arc::new(
             RabbitMqBroker::connect(options)
@@ -56,3 +58,312 @@ impl ConformanceTarget for RabbitMq {
 }
 
 event_bus_core::conformance_tests!(RabbitMq::shared_server());
+
+/// Least privilege over TLS, on a node of the test's own: a worker allowed to write and read
+/// but not to configure (`configure ""`, write `.*`, read `.*`) runs under
+/// `EVENT_BUS_TOPOLOGY=existing` on what an administrator (every permission) made, as
+/// `eventbus setup` does. Each test starts one node, so the core cases run in one test.
+mod least_privilege {
+    use std::time::Instant;
+
+    use event_bus_brokers::rabbitmq::RabbitMqTls;
+    use event_bus_core::{
+        AccessKind, BusError, Message, Nack, Publisher, Subscriber, SubscriptionConfig,
+        TopologyMode,
+    };
+    use event_bus_tests::provisioned::Provisioned;
+    use event_bus_tests::rabbitmq_server::{
+        ADMIN_PASSWORD, ADMIN_USER, RabbitMqServer, VHOST, WORKER_PASSWORD, WORKER_USER,
+    };
+
+    use super::*;
+
+    /// Longest a refused connection may take to fail.
+    const REFUSED_WITHIN: Duration = Duration::from_secs(10);
+
+    /// A TLS node with its administrator and worker.
+    struct LeastPrivileged(RabbitMqServer);
+
+    impl LeastPrivileged {
+        fn start() -> Self {
+            Self(RabbitMqServer::start_tls().expect("start a RabbitMQ node with TLS"))
+        }
+
+        fn options(&self, user: &str, password: &str, topology: TopologyMode) -> RabbitMqOptions {
+            RabbitMqOptions {
+                url: self.0.tls_url(user, password),
+                tls: RabbitMqTls {
+                    ca_file: Some(self.0.ca_file()),
+                    ..RabbitMqTls::default()
+                },
+                exchange: "lp-events".to_owned(),
+                publish_timeout: Duration::from_secs(5),
+                queue_expiry: None,
+                dead_letters: None,
+                topology,
+            }
+        }
+
+        async fn admin(&self) -> RabbitMqBroker {
+            let options = self.options(ADMIN_USER, ADMIN_PASSWORD, TopologyMode::Create);
+            RabbitMqBroker::connect(options)
+                .await
+                .expect("connect as the administrator")
+        }
+
+        async fn worker(&self, topology: TopologyMode) -> RabbitMqBroker {
+            let options = self.options(WORKER_USER, WORKER_PASSWORD, topology);
+            RabbitMqBroker::connect(options)
+                .await
+                .expect("connect as the worker")
+        }
+    }
+
+    #[async_trait]
+    impl ConformanceTarget for LeastPrivileged {
+        async fn connect(&self) -> Arc<dyn Broker> {
+            let admin = Arc::new(self.admin().await);
+            let worker = Arc::new(self.worker(TopologyMode::Existing).await);
+            Arc::new(Provisioned::new(admin, worker))
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            RabbitMq::shared_server().capabilities()
+        }
+    }
+
+    event_bus_tests::least_privilege_conformance_tests!(
+        one_test core_cases_pass_over_tls_as_a_worker_without_configure_permission,
+        LeastPrivileged::start()
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refusals_are_typed_errors_naming_the_cause() {
+        let target = LeastPrivileged::start();
+        subscribing_without_configure_permission_is_a_permission_error(&target).await;
+        a_missing_queue_is_an_error_naming_it_and_the_setup_command(&target).await;
+        a_wrong_password_is_a_credentials_error_without_the_password(&target).await;
+        an_untrusted_certificate_is_a_certificate_error(&target).await;
+        a_delayed_retry_waits_in_its_queue_and_without_it_comes_back_at_once(&target).await;
+    }
+
+    async fn subscribing_without_configure_permission_is_a_permission_error(
+        target: &LeastPrivileged,
+    ) {
+        let worker = target.worker(TopologyMode::Create).await;
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-payments", "billing"))
+            .await
+            .err()
+            .expect("the worker may not declare queues");
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "rabbitmq",
+                    kind: AccessKind::Permission,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("permission denied"), "{error}");
+    }
+
+    async fn a_missing_queue_is_an_error_naming_it_and_the_setup_command(target: &LeastPrivileged) {
+        let worker = target.worker(TopologyMode::Existing).await;
+        let admin = target.admin().await;
+        let billing = SubscriptionConfig::new("lp-orders", "billing");
+        admin
+            .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
+            .await
+            .expect("the administrator declares the exchange and a group")
+            .close()
+            .await
+            .unwrap();
+
+        let error = worker
+            .subscribe(&billing)
+            .await
+            .err()
+            .expect("the group's queue does not exist");
+        assert!(
+            matches!(
+                error,
+                BusError::MissingTopology {
+                    backend: "rabbitmq",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("queue `lp-orders.billing`"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("eventbus setup"), "{error}");
+
+        let error = worker
+            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
+            .await
+            .err()
+            .expect("an instance-scoped group is its owner's to create");
+        assert!(
+            matches!(error, BusError::InstanceScopedGroup { .. }),
+            "{error}"
+        );
+
+        admin
+            .subscribe(&billing)
+            .await
+            .expect("the administrator makes the group")
+            .close()
+            .await
+            .unwrap();
+        let listed: Vec<String> = worker
+            .topology(&billing)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            listed.contains(&"queue `lp-orders.billing.retry.100ms`".to_owned()),
+            "{listed:?}"
+        );
+        worker
+            .subscribe(&billing)
+            .await
+            .expect("everything the subscription uses exists")
+            .close()
+            .await
+            .unwrap();
+
+        target
+            .0
+            .ctl(&["delete_queue", "-p", VHOST, "lp-orders.billing.retry.100ms"])
+            .expect("delete a retry queue");
+        let error = worker
+            .subscribe(&billing)
+            .await
+            .err()
+            .expect("a retry queue is missing");
+        assert!(
+            error
+                .to_string()
+                .contains("queue `lp-orders.billing.retry.100ms`"),
+            "{error}"
+        );
+    }
+
+    async fn a_wrong_password_is_a_credentials_error_without_the_password(
+        target: &LeastPrivileged,
+    ) {
+        let wrong = "rabbit-wrong-password-81f3";
+        for user in [WORKER_USER, "nobody-here"] {
+            let options = target.options(user, wrong, TopologyMode::Existing);
+            let started = Instant::now();
+            let error = RabbitMqBroker::connect(options)
+                .await
+                .err()
+                .expect("the password is wrong");
+            assert!(
+                started.elapsed() < REFUSED_WITHIN,
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(
+                matches!(
+                    error,
+                    BusError::Access {
+                        backend: "rabbitmq",
+                        kind: AccessKind::Credentials,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(wrong), "{shown}");
+        }
+    }
+
+    async fn an_untrusted_certificate_is_a_certificate_error(target: &LeastPrivileged) {
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = dir.path().join("stranger.pem");
+        event_bus_tests::certificates::write_unrelated_ca(&stranger).unwrap();
+        let mut options = target.options(WORKER_USER, WORKER_PASSWORD, TopologyMode::Existing);
+        options.tls.ca_file = Some(stranger);
+        let started = Instant::now();
+        let error = RabbitMqBroker::connect(options)
+            .await
+            .err()
+            .expect("the server's certificate is not trusted");
+        assert!(
+            started.elapsed() < REFUSED_WITHIN,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                BusError::Access {
+                    backend: "rabbitmq",
+                    kind: AccessKind::Certificate,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(!format!("{error} {error:?}").contains(WORKER_PASSWORD));
+    }
+
+    /// Under `existing` a nack with a delay goes through the retry queue `eventbus setup`
+    /// made; when that queue is gone the message comes back at once instead of being lost.
+    async fn a_delayed_retry_waits_in_its_queue_and_without_it_comes_back_at_once(
+        target: &LeastPrivileged,
+    ) {
+        let config = SubscriptionConfig::new("lp-retries", "billing");
+        let admin = target.admin().await;
+        admin
+            .subscribe(&config)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        let worker = target.worker(TopologyMode::Existing).await;
+        let mut subscription = worker.subscribe(&config).await.expect("subscribe");
+        worker
+            .publish("lp-retries", Message::new("retry me"))
+            .await
+            .expect("publish");
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(30), subscription.next())
+                .await
+                .expect("a delivery within 30 s")
+                .expect("the subscription is open")
+                .expect("a delivery")
+        };
+
+        let delay = Duration::from_secs(1);
+        let nacked = Instant::now();
+        next().await.nack(Nack::RequeueAfter(delay)).await.unwrap();
+        let again = next().await;
+        assert!(nacked.elapsed() >= delay * 9 / 10, "{:?}", nacked.elapsed());
+        assert_eq!(again.attempt(), 2);
+
+        target
+            .0
+            .ctl(&[
+                "delete_queue",
+                "-p",
+                VHOST,
+                "lp-retries.billing.retry.1000ms",
+            ])
+            .expect("delete the retry queue");
+        again.nack(Nack::RequeueAfter(delay)).await.unwrap();
+        let third = next().await;
+        assert_eq!(third.message().payload.as_ref(), b"retry me");
+        assert_eq!(third.attempt(), 3);
+        third.ack().await.unwrap();
+    }
+}

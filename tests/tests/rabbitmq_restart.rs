@@ -26,6 +26,8 @@ impl PrivateNode {
             publish_timeout: PUBLISH_TIMEOUT,
             queue_expiry: None,
             dead_letters: None,
+            tls: Default::default(),
+            topology: Default::default(),
         }
     }
 }

@@ -244,9 +244,7 @@ impl From<NatsError> for BusError {
                 async_nats::ConnectErrorKind::Tls => {
                     BusError::access(NAME, AccessKind::Certificate, error.to_string())
                 }
-                async_nats::ConnectErrorKind::Io
-                    if crate::certificate::names_a_certificate(source) =>
-                {
+                async_nats::ConnectErrorKind::Io if crate::access::names_a_certificate(source) => {
                     BusError::access(NAME, AccessKind::Certificate, error.to_string())
                 }
                 _ => BusError::backend(NAME, error),

@@ -9,10 +9,10 @@ use event_bus_core::kit::ClosedFlag;
 use event_bus_core::redact::redacted_url;
 use event_bus_core::{
     Broker, BusError, Capabilities, Message, Publisher, Subscriber, Subscription,
-    SubscriptionConfig,
+    SubscriptionConfig, TopologyItem, TopologyMode,
 };
 
-use super::connector::Connector;
+use super::connector::{Connector, RabbitMqTls};
 use super::publisher::ConfirmedPublisher;
 use super::subscription::RabbitMqSubscription;
 use super::topology::Topology;
@@ -20,8 +20,10 @@ use super::topology::Topology;
 /// How the RabbitMQ backend connects and what it declares.
 #[derive(Clone)]
 pub struct RabbitMqOptions {
-    /// AMQP URL, such as `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// AMQP URL, such as `amqp://guest:guest@127.0.0.1:5672/%2f`, or `amqps://…` for TLS.
     pub url: String,
+    /// CA and client certificate files for `amqps://`.
+    pub tls: RabbitMqTls,
     /// The topic exchange events are published to.
     pub exchange: String,
     /// How long a publish is tried again while the broker is unreachable before it fails.
@@ -31,16 +33,22 @@ pub struct RabbitMqOptions {
     /// The dead-letter topic and the group that keeps its messages, whose queue is declared
     /// when connecting, so no dead letter waits with the unrouted messages.
     pub dead_letters: Option<(String, String)>,
+    /// Whether the backend declares exchanges, queues and bindings (`EVENT_BUS_TOPOLOGY`).
+    /// Under [`TopologyMode::Existing`] it declares, binds and deletes nothing: it checks
+    /// with passive declares, which need no `configure` permission, that what it uses exists.
+    pub topology: TopologyMode,
 }
 
 impl std::fmt::Debug for RabbitMqOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitMqOptions")
             .field("url", &redacted_url(&self.url))
+            .field("tls", &self.tls)
             .field("exchange", &self.exchange)
             .field("publish_timeout", &self.publish_timeout)
             .field("queue_expiry", &self.queue_expiry)
             .field("dead_letters", &self.dead_letters)
+            .field("topology", &self.topology)
             .finish()
     }
 }
@@ -53,19 +61,29 @@ pub struct RabbitMqBroker {
 }
 
 impl RabbitMqBroker {
-    /// Connects to the server; a lost connection is opened again when next needed.
+    /// Connects to the server; a lost connection is opened again when next needed. Refused
+    /// credentials are [`BusError::Access`] with [`AccessKind::Credentials`], an untrusted
+    /// server certificate one with [`AccessKind::Certificate`], both without trying again.
+    ///
+    /// [`AccessKind::Credentials`]: event_bus_core::AccessKind::Credentials
+    /// [`AccessKind::Certificate`]: event_bus_core::AccessKind::Certificate
     pub async fn connect(options: RabbitMqOptions) -> Result<Self, BusError> {
-        let connector = Arc::new(Connector::open(&options.url).await?);
+        let connector = Arc::new(Connector::open(&options.url, &options.tls).await?);
         let topology = Topology {
             exchange: options.exchange,
             queue_expiry: options.queue_expiry,
+            mode: options.topology,
         };
         let publisher = Arc::new(ConfirmedPublisher::new(
             Arc::clone(&connector),
             topology,
             options.publish_timeout,
         ));
-        if let Some((topic, keeper)) = &options.dead_letters {
+        let dead_letters = options
+            .dead_letters
+            .as_ref()
+            .filter(|_| options.topology.creates());
+        if let Some((topic, keeper)) = dead_letters {
             let queue = Topology::group_queue(topic, keeper);
             let declared = match connector.channel().await {
                 Ok(channel) => {
@@ -123,6 +141,10 @@ impl Subscriber for RabbitMqBroker {
         &self,
         config: &SubscriptionConfig,
     ) -> Result<Box<dyn Subscription>, BusError> {
+        self.publisher
+            .topology()
+            .mode
+            .check_instance_scoped(self.name(), config)?;
         let subscription = RabbitMqSubscription::open(
             Arc::clone(&self.connector),
             Arc::clone(&self.publisher),
@@ -146,5 +168,9 @@ impl Broker for RabbitMqBroker {
             new_subscriber_receives_old_messages: false,
             can_restart_server: false,
         }
+    }
+
+    fn topology(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
+        self.publisher.topology().items(config)
     }
 }

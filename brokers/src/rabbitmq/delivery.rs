@@ -19,6 +19,8 @@ pub(super) struct RabbitMqSettle {
     pub(super) acker: Acker,
     pub(super) publisher: Arc<ConfirmedPublisher>,
     pub(super) queue: Arc<str>,
+    /// The queue is an instance-scoped group's, whose retry queues expire with it.
+    pub(super) ephemeral: bool,
 }
 
 const REQUEUE: BasicNackOptions = BasicNackOptions {
@@ -31,9 +33,11 @@ impl RabbitMqSettle {
         self.acker.nack(REQUEUE).await.map(drop).map_err(amqp_error)
     }
 
-    /// Parks a copy in the retry queue of `delay`, which hands it back to the group's queue
-    /// when it expires, then acknowledges this one. Should the copy not be confirmed, the
-    /// message is requeued instead, so it is never lost.
+    /// Parks a copy in the retry queue of `delay` (the nearest step of the retry ladder),
+    /// which hands it back to the group's queue when it expires, then acknowledges this one.
+    /// Should the copy not be confirmed, or, under `EVENT_BUS_TOPOLOGY=existing`, the step's
+    /// queue not exist (the broker returns the copy), the message is requeued at once instead,
+    /// with a warning naming the queue: the delay is lost, never the message.
     async fn retry_after(
         self,
         delay: Duration,
@@ -43,11 +47,12 @@ impl RabbitMqSettle {
         let parked = async {
             let retry_queue = self
                 .publisher
-                .declare_retry_queue(&self.queue, delay)
+                .retry_queue(&self.queue, delay, self.ephemeral)
                 .await?;
             let route = Route {
                 exchange: "",
                 routing_key: &retry_queue,
+                to_queue: true,
             };
             let properties = properties(&message, Some(attempt));
             self.publisher

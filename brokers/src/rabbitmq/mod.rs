@@ -8,10 +8,11 @@
 //!
 //! Retries: `Nack::Requeue` returns the message with `basic.nack` (the quorum queue counts the
 //! delivery in `x-delivery-count`). `Nack::RequeueAfter` needs no plugin: the message is
-//! republished, with its attempts so far in a header, to a retry queue
-//! `{queue}.retry.{delay ms}` whose message TTL is the delay and whose dead-letter target is
-//! the group's queue; then the original is acknowledged. Delays are rounded to two significant
-//! digits so that few retry queues exist; unused ones expire. A delivery dropped unsettled is
+//! republished, with its attempts so far in a header, to a retry queue `{queue}.retry.{ms}ms`
+//! whose message TTL is the delay and whose dead-letter target is the group's queue; then the
+//! original is acknowledged. Delays snap to the nearest step of a fixed ladder (the E6 series
+//! 10, 15, 22, 33, 47, 68, 100, … ms), so a retry policy needs a few known queues, which
+//! subscribing declares (and `eventbus setup` with it). A delivery dropped unsettled is
 //! returned at once. The bus dead-letters to `{prefix}-dead-letter` like any other topic.
 //!
 //! Nothing is dropped silently: a message no queue is bound for (a topic nobody has subscribed
@@ -19,6 +20,13 @@
 //! A group receives what is published after it first subscribed; earlier messages of its topic
 //! are in that queue. The group that keeps dead letters (`dead_letter_subscription`) gets its
 //! queue from every subscription that dead-letters, so dead letters never wait there.
+//!
+//! Least privilege: under `EVENT_BUS_TOPOLOGY=existing` the backend declares, binds and
+//! deletes nothing; subscribing checks with passive declares (no `configure` permission
+//! needed) that the exchange, the group's queue, the dead-letter queue and the retry queues
+//! exist, and a missing one is [`BusError::MissingTopology`] naming it. TLS: an `amqps://` URL,
+//! with `RABBITMQ_TLS_CA_FILE` (and a client certificate) as [`RabbitMqTls`] says. Refused
+//! credentials, a refused action and an untrusted certificate are [`BusError::Access`].
 //!
 //! Connection loss: publishing reconnects with backoff and tries again for up to the publish
 //! timeout, then fails with an error naming the cause; subscriptions reconnect on their next
@@ -38,11 +46,12 @@ mod topology;
 
 use std::sync::Arc;
 
-use event_bus_core::{BusError, BusSettings};
+use event_bus_core::{AccessKind, BusError, BusSettings};
 
 use crate::registry::{Backend, BackendError, Connected};
 
 pub use broker::{RabbitMqBroker, RabbitMqOptions};
+pub use connector::RabbitMqTls;
 pub use settings::VARIABLES;
 
 /// The RabbitMQ backend, `EVENT_BUS_TYPE=rabbitmq`.
@@ -60,8 +69,46 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
     )))
 }
 
+/// The bus's error for a client error: a refused action (403 `ACCESS_REFUSED` on a channel,
+/// 530 `NOT_ALLOWED` for a virtual host) is [`AccessKind::Permission`], an untrusted server
+/// certificate [`AccessKind::Certificate`]; the rest is [`BusError::Backend`].
 fn amqp_error(error: lapin::Error) -> BusError {
-    BusError::backend("rabbitmq", error)
+    access_error(&error, AccessKind::Permission)
+        .unwrap_or_else(|| BusError::backend("rabbitmq", error))
+}
+
+/// The bus's error for a failed connection: as [`amqp_error`], except that `ACCESS_REFUSED`
+/// while logging in is a refused user name or password, [`AccessKind::Credentials`].
+fn connection_error(error: lapin::Error) -> BusError {
+    access_error(&error, AccessKind::Credentials)
+        .unwrap_or_else(|| BusError::backend("rabbitmq", error))
+}
+
+/// [`BusError::Access`] when `error` is a refusal; `refused` is what `ACCESS_REFUSED` means here.
+fn access_error(error: &lapin::Error, refused: AccessKind) -> Option<BusError> {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let kind = match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => refused,
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => AccessKind::Permission,
+            _ => return None,
+        },
+        lapin::ErrorKind::IOError(io) if crate::access::names_a_certificate(io.as_ref()) => {
+            AccessKind::Certificate
+        }
+        _ => return None,
+    };
+    Some(BusError::access("rabbitmq", kind, error.to_string()))
+}
+
+/// True when the broker answered 404 `NOT_FOUND`: a passive declare found nothing.
+fn is_not_found(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
+    )
 }
 
 /// What went wrong on the RabbitMQ side, beyond the client library's own errors.
@@ -86,4 +133,15 @@ pub enum RabbitMqError {
     /// The broker cancelled the consumer, for example because its queue was deleted.
     #[error("the broker cancelled the consumer of queue `{0}`")]
     ConsumerCancelled(String),
+    /// A TLS file named by a variable could not be read.
+    #[error("{variable} `{path}` cannot be read: {source}")]
+    TlsFile {
+        /// The variable naming the file.
+        variable: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{BusError, Message};
+use event_bus_core::{BusError, Message, TopologyItem};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 use tokio::sync::Mutex;
@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::connector::Connector;
 use super::properties::properties;
-use super::topology::Topology;
+use super::topology::{Topology, retry_step};
 use super::{RabbitMqError, amqp_error};
 
 /// First pause after a failed publish; it doubles up to [`MAX_PAUSE`].
@@ -23,6 +23,9 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 pub(super) struct Route<'a> {
     pub(super) exchange: &'a str,
     pub(super) routing_key: &'a str,
+    /// The message must reach a queue: a message the broker returns, unroutable, is
+    /// [`BusError::MissingTopology`] naming the queue `routing_key`.
+    pub(super) to_queue: bool,
 }
 
 /// Publishes persistent messages and waits for the broker's confirm.
@@ -57,6 +60,7 @@ impl ConfirmedPublisher {
         let route = Route {
             exchange: &self.topology.exchange,
             routing_key: topic,
+            to_queue: false,
         };
         self.publish(route, &properties(message, None), &message.payload)
             .await
@@ -72,6 +76,7 @@ impl ConfirmedPublisher {
         let route = Route {
             exchange: &self.topology.exchange,
             routing_key: topic,
+            to_queue: false,
         };
         let mut pending = Vec::with_capacity(messages.len());
         if let Ok(channel) = self.channel().await {
@@ -95,7 +100,8 @@ impl ConfirmedPublisher {
     }
 
     /// Publishes a message with `properties`; failures are tried again on a new channel (and
-    /// connection) with growing pauses until the publish timeout has passed.
+    /// connection) with growing pauses until the publish timeout has passed, except refused
+    /// access and missing topology, which trying again does not fix.
     pub(super) async fn publish(
         &self,
         route: Route<'_>,
@@ -107,6 +113,7 @@ impl ConfirmedPublisher {
         loop {
             let error = match self.publish_once(route, properties.clone(), payload).await {
                 Ok(()) => return Ok(()),
+                Err(error) if error.is_permanent() => return Err(error),
                 Err(error) => error,
             };
             if Instant::now() + pause > deadline {
@@ -125,16 +132,23 @@ impl ConfirmedPublisher {
         }
     }
 
-    /// Declares the queue holding messages for `delay` before they go back to `queue`;
-    /// returns its name.
-    pub(super) async fn declare_retry_queue(
+    /// The retry queue of `queue` for `delay` (the nearest step of the retry ladder), declared
+    /// first under [`TopologyMode::Create`](event_bus_core::TopologyMode::Create); under
+    /// `Existing` it is the one `eventbus setup` made. An instance-scoped group's retry queue
+    /// expires after its last use, as the group's queue does.
+    pub(super) async fn retry_queue(
         &self,
         queue: &str,
         delay: Duration,
+        ephemeral: bool,
     ) -> Result<String, BusError> {
+        let step = retry_step(delay);
+        if !self.topology.mode.creates() {
+            return Ok(Topology::retry_queue(queue, step));
+        }
         let channel = self.channel().await?;
         self.topology
-            .declare_retry_queue(&channel, queue, delay)
+            .declare_retry_queue(&channel, queue, step, ephemeral)
             .await
     }
 
@@ -149,8 +163,8 @@ impl ConfirmedPublisher {
         confirmed(route, confirm).await
     }
 
-    /// The confirm-mode channel, opened (with the exchange declared) when there is none or
-    /// the last one was closed.
+    /// The confirm-mode channel, opened when there is none or the last one was closed, with
+    /// the exchange declared (or, under `Existing`, found).
     async fn channel(&self) -> Result<Channel, BusError> {
         let mut slot = self.channel.lock().await;
         if let Some(channel) = slot.as_ref().filter(|c| c.status().connected()) {
@@ -162,7 +176,11 @@ impl ConfirmedPublisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(amqp_error)?;
-        self.topology.declare_exchange(&channel).await?;
+        if self.topology.mode.creates() {
+            self.topology.declare_exchange(&channel).await?;
+        } else {
+            self.topology.check_exchange(&channel).await?;
+        }
         *slot = Some(channel.clone());
         Ok(channel)
     }
@@ -178,7 +196,10 @@ async fn send(
         .basic_publish(
             route.exchange.into(),
             route.routing_key.into(),
-            BasicPublishOptions::default(),
+            BasicPublishOptions {
+                mandatory: route.to_queue,
+                ..BasicPublishOptions::default()
+            },
             payload,
             properties,
         )
@@ -188,6 +209,10 @@ async fn send(
 
 async fn confirmed(route: Route<'_>, confirm: PublisherConfirm) -> Result<(), BusError> {
     match confirm.await.map_err(amqp_error)? {
+        Confirmation::Ack(Some(_)) if route.to_queue => Err(BusError::missing(
+            "rabbitmq",
+            TopologyItem::new("queue", route.routing_key),
+        )),
         Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
         Confirmation::Nack(_) => Err(BusError::backend(
             "rabbitmq",

@@ -37,7 +37,8 @@ pub(super) struct RabbitMqSubscription {
 }
 
 impl RabbitMqSubscription {
-    /// Declares the group's queue and starts consuming it.
+    /// Declares the group's queue and its retry queues and starts consuming it; under
+    /// `EVENT_BUS_TOPOLOGY=existing` checks instead, on a channel of its own, that they exist.
     pub(super) async fn open(
         connector: Arc<Connector>,
         publisher: Arc<ConfirmedPublisher>,
@@ -61,22 +62,36 @@ impl RabbitMqSubscription {
             consumer: None,
             failures: 0,
         };
+        let publisher = Arc::clone(&subscription.publisher);
+        let topology = publisher.topology();
+        if !topology.mode.creates() {
+            // A passive declare that finds nothing closes its channel.
+            let channel = subscription.connector.channel().await?;
+            topology.check_subscription(&channel, config).await?;
+            close(&channel).await?;
+        }
         subscription.consume().await?;
+        if topology.mode.creates() && !config.ephemeral {
+            let channel = subscription.connector.channel().await?;
+            topology.declare_retry_queues(&channel, config).await?;
+            close(&channel).await?;
+        }
         Ok(subscription)
     }
 
     async fn consume(&mut self) -> Result<(), BusError> {
         let channel = self.connector.channel().await?;
-        self.publisher
-            .topology()
-            .declare_group(&channel, &self.topic, &self.queue, self.ephemeral)
-            .await?;
-        // Dead letters are kept from the start, not parked with unrouted messages.
-        if let Some((topic, queue)) = &self.dead_letters {
-            self.publisher
-                .topology()
-                .declare_group(&channel, topic, queue, false)
+        let topology = self.publisher.topology();
+        if topology.mode.creates() {
+            topology
+                .declare_group(&channel, &self.topic, &self.queue, self.ephemeral)
                 .await?;
+            // Dead letters are kept from the start, not parked with unrouted messages.
+            if let Some((topic, queue)) = &self.dead_letters {
+                topology
+                    .declare_group(&channel, topic, queue, false)
+                    .await?;
+            }
         }
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -126,6 +141,7 @@ impl Subscription for RabbitMqSubscription {
                     acker: delivery.acker,
                     publisher: Arc::clone(&self.publisher),
                     queue: Arc::clone(&self.queue),
+                    ephemeral: self.ephemeral,
                 };
                 Some(Ok(Delivered::new(message, attempt, settle).boxed()))
             }
@@ -147,12 +163,13 @@ impl Subscription for RabbitMqSubscription {
                     // Unsettled deliveries go with the queue: the group is this instance's.
                     Topology::delete_group(&channel, &self.queue).await?;
                 }
-                channel
-                    .close(200, "subscription closed".into())
-                    .await
-                    .map_err(amqp_error)
+                close(&channel).await
             }
             _ => Ok(()),
         }
     }
+}
+
+async fn close(channel: &Channel) -> Result<(), BusError> {
+    channel.close(200, "done".into()).await.map_err(amqp_error)
 }

@@ -82,7 +82,7 @@ fn redis_error(error: redis::RedisError) -> BusError {
     let kind = match error.kind() {
         ErrorKind::AuthenticationFailed => Some(AccessKind::Credentials),
         ErrorKind::Server(ServerErrorKind::NoPerm) => Some(AccessKind::Permission),
-        ErrorKind::Io if crate::certificate::names_a_certificate(&error) => {
+        ErrorKind::Io if crate::access::names_a_certificate(&error) => {
             Some(AccessKind::Certificate)
         }
         _ => None,

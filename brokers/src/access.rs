@@ -1,7 +1,7 @@
-//! Telling a refused certificate apart from other connection failures.
+//! Telling refused access apart from other client errors.
 
-/// True when an error, or one of its causes, says a TLS certificate was refused: clients
-/// report this as an I/O error whose message names the certificate.
+/// True when a TLS handshake failed over the server's certificate: some error of the chain
+/// names a certificate.
 pub(crate) fn names_a_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(error) = cause {
