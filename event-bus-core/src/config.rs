@@ -184,7 +184,7 @@ pub struct BusSettings {
     /// `EVENT_BUS_IDEMPOTENCY_TTL_SECONDS`: how long handled keys are remembered (default 1 day).
     pub idempotency_ttl: Duration,
     /// `EVENT_BUS_IDEMPOTENCY_MAX_KEYS`: the most keys the in-process dedup store keeps; past
-    /// it the least used are forgotten early (default 1,000,000).
+    /// it the least used are forgotten early (default 100,000).
     pub idempotency_max_keys: u64,
     /// `EVENT_BUS_DEDUP_STORE`: the name of the store idempotency keys are kept in, in lower
     /// case (event-bus-brokers knows the names); `None` (unset): the backend's own store where

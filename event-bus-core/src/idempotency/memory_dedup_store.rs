@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{Claim, DedupError, DedupStore};
 
 /// Keys kept at most unless told otherwise; past it the least used are forgotten first.
-pub const DEFAULT_MAX_KEYS: u64 = 1_000_000;
+pub const DEFAULT_MAX_KEYS: u64 = 100_000;
 
 #[derive(Clone, Copy)]
 struct Entry {
