@@ -20,6 +20,7 @@
 //! retries a nacked record itself (its offset stays uncommitted), so later records of that key
 //! wait. The bus dead-letters to `{prefix}-dead-letter` like any other topic.
 
+mod access;
 mod admin;
 mod broker;
 mod context;
@@ -56,8 +57,17 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
     )))
 }
 
+/// The bus's error for a client error: a refused identity, action or certificate is
+/// [`BusError::Access`], the rest [`BusError::Backend`].
 fn kafka_error(error: rdkafka::error::KafkaError) -> BusError {
-    BusError::backend("kafka", error)
+    let text = error.to_string();
+    match error
+        .rdkafka_error_code()
+        .and_then(|code| access::access_kind(code, &text))
+    {
+        Some(kind) => BusError::access("kafka", kind, text),
+        None => BusError::backend("kafka", error),
+    }
 }
 
 /// What went wrong on the Kafka side.
