@@ -42,8 +42,12 @@ fn generate() -> Result<(String, String, String), rcgen::Error> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "event-bus test CA");
+    // A name of its own: a client given another CA of the same name would take it for the
+    // issuer and fail on the signature instead of on an unknown issuer.
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("event-bus test CA {}", uuid::Uuid::new_v4().simple()),
+    );
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
     let server_key = KeyPair::generate()?;
