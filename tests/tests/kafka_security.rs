@@ -93,15 +93,14 @@ async fn the_bus_publishes_and_consumes_over_sasl_ssl_with_scram() {
     bus.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_wrong_password_is_a_credentials_error_within_10_s() {
-    let server = secure_server();
-    let wrong = "kafka-wrong-password-6f0d";
+/// Connects with `vars` on top of the secure settings and expects a credentials refusal
+/// within the bound, showing no password.
+async fn refused_credentials(server: &TansuServer, password: &str, vars: &[(&str, &str)]) {
     let started = Instant::now();
-    let error = event_bus_brokers::connect(settings(&server, wrong, &[]))
+    let error = event_bus_brokers::connect(settings(server, password, vars))
         .await
         .err()
-        .expect("the password is wrong");
+        .expect("the credentials are wrong");
     let error = connect_error(error);
     assert!(started.elapsed() < REFUSAL_BOUND, "{:?}", started.elapsed());
     assert!(
@@ -116,8 +115,20 @@ async fn a_wrong_password_is_a_credentials_error_within_10_s() {
         "{error:?}"
     );
     let shown = format!("{error} {error:?}");
-    assert!(!shown.contains(wrong), "{shown}");
+    assert!(!shown.contains(password), "{shown}");
     assert!(!shown.contains(SASL_PASSWORD), "{shown}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_an_unknown_user_is_a_credentials_error_within_10_s() {
+    let server = secure_server();
+    refused_credentials(&server, "kafka-wrong-password-6f0d", &[]).await;
+    refused_credentials(
+        &server,
+        SASL_PASSWORD,
+        &[("KAFKA_PROPERTY_SASL_USERNAME", "nobody")],
+    )
+    .await;
 }
 
 #[tokio::test]
