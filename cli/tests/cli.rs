@@ -238,6 +238,76 @@ async fn setup_provisions_what_a_least_privileged_service_uses() {
     bus.shutdown().await.unwrap();
 }
 
+/// On Kafka over SASL_SSL (a private Tansu requiring SCRAM-SHA-512), `eventbus setup` creates
+/// the topic, the group's retry topic and the dead-letter topic and lists them with the group;
+/// a service with `EVENT_BUS_TOPOLOGY=existing` then publishes and handles events, and is told
+/// what is missing for a handler nobody set up.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_provisions_kafka_topics_for_a_least_privileged_service() {
+    use event_bus_tests::kafka_server::{SASL_PASSWORD, TansuServer};
+    let server = TansuServer::start_secure().expect("start Tansu with TLS and SASL");
+    let env = Env::new();
+    let mut vars: Vec<(&str, String)> = server.client_variables(SASL_PASSWORD);
+    vars.extend([
+        ("EVENT_BUS_TYPE", "kafka".to_owned()),
+        ("EVENT_BUS_TOPIC_PREFIX", env.prefix.clone()),
+        ("EVENT_BUS_TOPOLOGY", "existing".to_owned()),
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000".to_owned()),
+    ]);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = env.run_with(
+        &borrowed,
+        &["setup", "order.placed", "--handler", "billing"],
+    );
+    let topic = format!("{}-order-placed", env.prefix);
+    let billing = format!("{}-sub-order-placed-billing", env.prefix);
+    for item in [
+        format!("ready: kafka topic `{topic}`"),
+        format!("ready: kafka topic `{topic}.retry.{billing}`"),
+        format!("ready: kafka topic `{}-dead-letter`", env.prefix),
+        format!("ready: kafka consumer group `{billing}`"),
+    ] {
+        assert!(out.contains(&item), "{item} in {out}");
+    }
+
+    let bus = event_bus_brokers::connect(event_bus_core::BusSettings::from_vars(vars).unwrap())
+        .await
+        .expect("connect with least privilege");
+    let recorder = event_bus_core::Recorder::new();
+    bus.subscribe(
+        bus.subscription("order.placed", "billing"),
+        recorder.clone(),
+    )
+    .await
+    .expect("setup created the topics");
+    let event = EventEnvelope::builder("order.placed", serde_json::json!({"total": 7}))
+        .aggregate("order", "o-1", 1)
+        .build();
+    bus.publish(&event)
+        .await
+        .expect("publish to the topic setup made");
+    let handled = recorder
+        .wait_for(1, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(handled[0], event);
+    let error = bus
+        .subscribe(bus.subscription("order.placed", "audit"), recorder.clone())
+        .await
+        .err()
+        .expect("nobody created the audit group's retry topic");
+    let shown = error.to_string();
+    assert!(
+        shown.contains(&format!(
+            "topic `{topic}.retry.{}-sub-order-placed-audit`",
+            env.prefix
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("eventbus setup"), "{shown}");
+    bus.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_are_listed_shown_redriven_and_discarded() {
     let env = Env::new();

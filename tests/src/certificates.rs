@@ -38,14 +38,24 @@ pub fn write_unrelated_ca(path: &Path) -> io::Result<()> {
 
 /// The CA's certificate, and the server's certificate and key, as PEM.
 fn generate() -> Result<(String, String, String), rcgen::Error> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // A name of its own: a client given another CA of the same name would take it for the
+    // issuer and fail on the signature instead of on an unknown issuer.
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("event-bus test CA {}", uuid::Uuid::new_v4().simple()),
+    );
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
     let server_key = KeyPair::generate()?;
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
-        .signed_by(&server_key, &issuer)?;
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    // OpenSSL (librdkafka) takes a certificate whose subject is its issuer for self-signed.
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let server = server.signed_by(&server_key, &issuer)?;
     Ok((ca_cert.pem(), server.pem(), server_key.serialize_pem()))
 }

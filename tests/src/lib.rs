@@ -15,6 +15,9 @@ pub mod rabbitmq_server;
 #[cfg(feature = "kafka")]
 pub mod kafka_server;
 
+#[cfg(feature = "kafka")]
+pub mod tls_proxy;
+
 #[cfg(feature = "nats")]
 pub mod nats_server;
 

@@ -1,6 +1,6 @@
 //! No secret leaves the process: connecting with a known password, successfully and not, on
 //! Redis (over TLS, as an ACL user), NATS (a server with a user), RabbitMQ (a wrong password),
-//! Kafka (SASL settings) and PostgreSQL (a role with a password), the password appears in no
+//! Kafka (SASL settings; SCRAM over TLS, rightly and wrongly) and PostgreSQL (a role with a password), the password appears in no
 //! error message, no `Debug` output of the error or the settings, and no log line (every
 //! `tracing` event at every level, captured for the whole test process).
 #![cfg(all(
@@ -162,6 +162,29 @@ async fn a_kafka_sasl_password_stays_inside() {
     ])
     .await;
     assert_hidden(secret, &shown);
+}
+
+/// Over SASL_SSL with SCRAM-SHA-512 on a private Tansu requiring it: the right password
+/// connects and publishes, a wrong one is refused; neither shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_scram_passwords_stay_inside() {
+    use event_bus_tests::kafka_server::{SASL_PASSWORD, TansuServer};
+    logs();
+    let server = TansuServer::start_secure().expect("start Tansu with TLS and SASL");
+    let wrong = "kafka-wrong-password-0c7e";
+    let prefix = prefix();
+    for (password, connects) in [(SASL_PASSWORD, true), (wrong, false)] {
+        let mut vars: Vec<(&str, String)> = server.client_variables(password);
+        vars.extend([
+            ("EVENT_BUS_TYPE", "kafka".to_owned()),
+            ("EVENT_BUS_TOPIC_PREFIX", prefix.clone()),
+            ("EVENT_BUS_ACK_DEADLINE_SECONDS", "10".to_owned()),
+        ]);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (connected, shown) = connect_and_show(&vars).await;
+        assert_eq!(connected, connects, "{shown}");
+        assert_hidden(password, &shown);
+    }
 }
 
 #[tokio::test]

@@ -4,9 +4,11 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 
 use tokio::sync::Notify;
 
+use super::access::{AccessWatch, report};
 use super::offsets::OffsetTracker;
 
 /// Rebalance hooks of one group member.
@@ -14,9 +16,15 @@ pub(super) struct GroupContext {
     pub(super) tracker: Arc<Mutex<OffsetTracker>>,
     /// Signalled when the group assigned this member its partitions (possibly none).
     pub(super) assigned: Arc<Notify>,
+    /// Where refusals of the broker's clients are reported.
+    pub(super) watch: Arc<AccessWatch>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        report(&self.watch, &error, reason);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     /// Librdkafka commits the stored offsets (the settled prefix) itself before it gives

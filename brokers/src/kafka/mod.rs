@@ -2,7 +2,10 @@
 //!
 //! Topics: each event type's topic is a Kafka topic, created with the admin API (partitions
 //! and replication from `KAFKA_TOPIC_PARTITIONS` and `KAFKA_REPLICATION_FACTOR`) before the
-//! first publish or subscribe. A record's key is the aggregate id, so one aggregate's events
+//! first publish or subscribe; under `EVENT_BUS_TOPOLOGY=existing` the backend creates none,
+//! and a topic missing from the cluster's metadata is `BusError::MissingTopology`. Subscribing
+//! also makes (or checks) the dead-letter topic, so `eventbus setup` provisions it. A refused
+//! identity, action or certificate is `BusError::Access`. A record's key is the aggregate id, so one aggregate's events
 //! share a partition and keep their order; the message's headers are record headers.
 //! Publishing waits for the acknowledgement of all in-sync replicas; the producer batches
 //! with `KAFKA_LINGER_MS` and `KAFKA_BATCH_SIZE` and is idempotent with
@@ -20,6 +23,7 @@
 //! retries a nacked record itself (its offset stays uncommitted), so later records of that key
 //! wait. The bus dead-letters to `{prefix}-dead-letter` like any other topic.
 
+mod access;
 mod admin;
 mod broker;
 mod context;
@@ -56,8 +60,17 @@ pub async fn connect(settings: &BusSettings) -> Result<Connected, BackendError> 
     )))
 }
 
+/// The bus's error for a client error: a refused identity, action or certificate is
+/// [`BusError::Access`], the rest [`BusError::Backend`].
 fn kafka_error(error: rdkafka::error::KafkaError) -> BusError {
-    BusError::backend("kafka", error)
+    let text = error.to_string();
+    match error
+        .rdkafka_error_code()
+        .and_then(|code| access::access_kind(code, &text))
+    {
+        Some(kind) => BusError::access("kafka", kind, text),
+        None => BusError::backend("kafka", error),
+    }
 }
 
 /// What went wrong on the Kafka side.

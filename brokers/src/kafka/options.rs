@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use event_bus_core::{BusSettings, ConfigError};
+use event_bus_core::{BusSettings, ConfigError, TopologyMode};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
@@ -86,6 +86,9 @@ pub struct KafkaOptions {
     /// Any other librdkafka property (TLS, SASL, ...), set on every client after the bus's
     /// own, so it can override them; an unknown name fails `connect`.
     pub properties: BTreeMap<String, String>,
+    /// `EVENT_BUS_TOPOLOGY`: under `existing` the backend creates no topic (it checks that the
+    /// topics it uses exist) and asks the broker to create none automatically.
+    pub topology: TopologyMode,
 }
 
 impl fmt::Debug for KafkaOptions {
@@ -116,6 +119,7 @@ impl fmt::Debug for KafkaOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("properties", &properties)
+            .field("topology", &self.topology)
             .finish()
     }
 }
@@ -161,6 +165,7 @@ impl KafkaOptions {
                 .into_iter()
                 .map(|(name, value)| (name.replace('_', "."), value))
                 .collect(),
+            topology: settings.topology,
         })
     }
 
@@ -191,6 +196,9 @@ impl KafkaOptions {
                 RECONNECT_BACKOFF_MAX.as_millis().to_string(),
             )
             .set("log_level", "3");
+        if !self.topology.creates() {
+            config.set("allow.auto.create.topics", "false");
+        }
         self.with_properties(config)
     }
 

@@ -9,6 +9,7 @@ use event_bus_core::{BusError, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use super::access::{AccessWatch, WatchedContext, access_kind};
 use super::admin::TopicAdmin;
 use super::headers::record_headers;
 use super::options::KafkaOptions;
@@ -16,7 +17,9 @@ use super::{KafkaError, kafka_error};
 
 /// The producer shared by a broker's publishing and its subscriptions' retries.
 pub(super) struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<WatchedContext>,
+    /// Refusals any client of the broker reported.
+    watch: Arc<AccessWatch>,
     admin: Arc<TopicAdmin>,
     delivery_timeout: Duration,
     /// The bus's message size limit.
@@ -25,10 +28,20 @@ pub(super) struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub(super) fn new(options: &KafkaOptions, admin: Arc<TopicAdmin>) -> Result<Self, BusError> {
-        let producer = options.producer_config().create().map_err(kafka_error)?;
+    pub(super) fn new(
+        options: &KafkaOptions,
+        admin: Arc<TopicAdmin>,
+        watch: Arc<AccessWatch>,
+    ) -> Result<Self, BusError> {
+        let producer = options
+            .producer_config()
+            .create_with_context(WatchedContext {
+                watch: Arc::clone(&watch),
+            })
+            .map_err(kafka_error)?;
         Ok(Self {
             producer,
+            watch,
             admin,
             delivery_timeout: options.delivery_timeout,
             max_message_bytes: options.max_message_bytes,
@@ -40,8 +53,12 @@ impl KafkaPublisher {
         &self.admin
     }
 
-    pub(super) fn producer(&self) -> &FutureProducer {
+    pub(super) fn producer(&self) -> &FutureProducer<WatchedContext> {
         &self.producer
+    }
+
+    pub(super) fn watch(&self) -> &Arc<AccessWatch> {
+        &self.watch
     }
 
     /// Refuses a message larger than the bus's limit, which the producer and the broker might
@@ -75,6 +92,16 @@ impl KafkaPublisher {
             .await
             .map(drop)
             .map_err(|(source, _)| {
+                if let Some(kind) = source
+                    .rdkafka_error_code()
+                    .and_then(|code| access_kind(code, ""))
+                {
+                    return BusError::access(
+                        "kafka",
+                        kind,
+                        format!("publishing to `{topic}`: {source}"),
+                    );
+                }
                 BusError::backend(
                     "kafka",
                     KafkaError::Publish {

@@ -14,6 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::access::AccessWatch;
 use super::context::GroupContext;
 use super::delivery::{KafkaSettle, Member, Pending, Position, Settled};
 use super::headers::{now_millis, received};
@@ -43,24 +44,28 @@ pub(super) struct KafkaSubscription {
 }
 
 impl KafkaSubscription {
-    /// Creates the topic and retry topic, and joins the group.
+    /// Creates (or under `EVENT_BUS_TOPOLOGY=existing` checks) the topic, the retry topic and
+    /// the dead-letter topic, and joins the group.
     pub(super) async fn open(
         options: &KafkaOptions,
         publisher: Arc<KafkaPublisher>,
         config: &SubscriptionConfig,
     ) -> Result<Self, BusError> {
-        // An instance's own group gets no retry topic, which would outlive it.
-        let retry_topic = (!config.ordering && !config.ephemeral)
-            .then(|| retry_topic(&config.topic, &config.consumer_group));
+        let retry_topic = retry_topic(config);
         let mut topics = vec![config.topic.as_str()];
         topics.extend(retry_topic.as_deref());
-        publisher.admin().ensure(&topics).await?;
+        // Made (or checked) here too, so that `eventbus setup` provisions it.
+        let mut used = topics.clone();
+        used.extend(dead_letter_topic(config));
+        publisher.admin().ensure(&used).await?;
 
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let assigned = Arc::new(Notify::new());
+        let watch = Arc::clone(publisher.watch());
         let context = GroupContext {
             tracker: Arc::clone(&tracker),
             assigned: Arc::clone(&assigned),
+            watch: Arc::clone(&watch),
         };
         let consumer: StreamConsumer<GroupContext> = options
             .consumer_config(&config.consumer_group)
@@ -88,7 +93,11 @@ impl KafkaSubscription {
             keys: KeyGate::default(),
         };
         subscription
-            .wait_for_assignment(&assigned, (options.session_timeout * 2).max(JOIN_TIMEOUT))
+            .wait_for_assignment(
+                &assigned,
+                &watch,
+                (options.session_timeout * 2).max(JOIN_TIMEOUT),
+            )
             .await?;
         Ok(subscription)
     }
@@ -100,6 +109,7 @@ impl KafkaSubscription {
     async fn wait_for_assignment(
         &mut self,
         assigned: &Notify,
+        watch: &AccessWatch,
         timeout: Duration,
     ) -> Result<(), BusError> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -109,6 +119,7 @@ impl KafkaSubscription {
         loop {
             tokio::select! {
                 () = assigned.notified() => return Ok(()),
+                refused = watch.wait() => return Err(refused),
                 () = tokio::time::sleep_until(deadline) => {
                     tracing::warn!(topic = %self.member.topic, "kafka: no partition assignment yet; joining goes on in the background");
                     return Ok(());
@@ -218,9 +229,20 @@ impl KafkaSubscription {
     }
 }
 
-/// The topic where a group's retries wait: `{topic}.retry.{group}`.
-pub(super) fn retry_topic(topic: &str, group: &str) -> String {
-    format!("{topic}.retry.{group}")
+/// The topic where a group's retries wait, `{topic}.retry.{group}`; none with ordering (a
+/// member retries itself) or for an instance's own group (it would outlive it).
+pub(super) fn retry_topic(config: &SubscriptionConfig) -> Option<String> {
+    (!config.ordering && !config.ephemeral)
+        .then(|| format!("{}.retry.{}", config.topic, config.consumer_group))
+}
+
+/// The dead-letter topic the bus publishes the subscription's failures to, unless it is the
+/// subscription's own topic.
+pub(super) fn dead_letter_topic(config: &SubscriptionConfig) -> Option<&str> {
+    config
+        .dead_letter_topic
+        .as_deref()
+        .filter(|topic| *topic != config.topic)
 }
 
 #[async_trait]
