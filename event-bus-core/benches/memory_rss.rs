@@ -54,7 +54,10 @@ async fn main() {
             }
         }
         readings.push((mark, rss_kib()));
-        println!("after {mark:>7} events handled: RSS {} MiB", rss_kib() / 1024);
+        println!(
+            "after {mark:>7} events handled: RSS {} MiB",
+            rss_kib() / 1024
+        );
     }
     let (first, last) = (readings[0].1, readings[readings.len() - 1].1);
     println!(
