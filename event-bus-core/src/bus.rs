@@ -100,7 +100,7 @@ impl EventBus {
                 .published(&event.event_type, result.is_ok(), elapsed);
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             match &result {
-                Ok(()) => tracing::info!(
+                Ok(()) => tracing::debug!(
                     target: "event_bus",
                     operation = "publish",
                     eventType = %event.event_type,

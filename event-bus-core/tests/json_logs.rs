@@ -39,7 +39,7 @@ async fn publish_and_handle_log_json_lines_with_the_event_fields() {
     let format: LogFormat = "json".parse().unwrap();
     tracing::subscriber::set_global_default(subscriber(
         format,
-        EnvFilter::new("event_bus=info"),
+        EnvFilter::new("event_bus=debug"),
         captured.clone(),
     ))
     .expect("the only subscriber here");
@@ -76,7 +76,7 @@ async fn publish_and_handle_log_json_lines_with_the_event_fields() {
             .as_f64()
             .unwrap_or_else(|| panic!("latencyMs: {line}"));
         assert!((0.0..10_000.0).contains(&latency), "{line}");
-        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["level"], "DEBUG", "{line}");
         assert!(line["timestamp"].is_string(), "{line}");
     }
 }

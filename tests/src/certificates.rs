@@ -29,11 +29,23 @@ pub fn write(dir: &Path) -> io::Result<CertificateFiles> {
     Ok(files)
 }
 
-/// Writes only a CA certificate, unrelated to any server: what a client that must not trust
-/// the server is given.
-pub fn write_unrelated_ca(path: &Path) -> io::Result<()> {
-    let (ca, _, _) = generate().map_err(io::Error::other)?;
-    std::fs::write(path, ca)
+/// A CA certificate in a temporary folder, unrelated to any server: what a client that must
+/// not trust the server is given.
+pub struct UnrelatedCa {
+    _dir: tempfile::TempDir,
+    /// Its PEM file.
+    pub file: PathBuf,
+}
+
+impl UnrelatedCa {
+    /// A new CA, written to a new temporary folder.
+    pub fn new() -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("stranger.pem");
+        let (ca, _, _) = generate().map_err(io::Error::other)?;
+        std::fs::write(&file, ca)?;
+        Ok(Self { _dir: dir, file })
+    }
 }
 
 /// The CA's certificate, and the server's certificate and key, as PEM.

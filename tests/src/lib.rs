@@ -4,6 +4,7 @@ pub mod certificates;
 pub mod erasure;
 pub mod provisioned;
 pub mod python_peer;
+pub mod refusals;
 pub mod variables;
 
 #[cfg(feature = "redis")]

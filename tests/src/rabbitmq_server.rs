@@ -51,6 +51,8 @@ impl RabbitMqServer {
     /// (every permission) and [`WORKER_USER`] ([`WORKER_PERMISSIONS`]), made with `rabbitmqctl`.
     pub fn start_tls() -> io::Result<Self> {
         let server = Self::start_with(true)?;
+        // An open port comes before the node accepts administration.
+        server.ctl(&["await_startup"])?;
         server.ctl(&["add_vhost", VHOST])?;
         for (user, password, [configure, write, read]) in [
             (ADMIN_USER, ADMIN_PASSWORD, [".*", ".*", ".*"]),

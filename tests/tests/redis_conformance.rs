@@ -119,7 +119,10 @@ mod over_tls {
 /// clear error naming it and `eventbus setup`, and creating one is a permission error.
 mod least_privilege {
     use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
+    use event_bus_tests::certificates::UnrelatedCa;
     use event_bus_tests::provisioned::Provisioned;
+    use event_bus_tests::redis_server::WORKER_PASSWORD;
+    use event_bus_tests::refusals::{assert_missing, expect_refusal};
 
     use super::*;
 
@@ -177,15 +180,10 @@ mod least_privilege {
             .await
             .err()
             .expect("the stream does not exist");
-        assert!(matches!(error, BusError::MissingTopology { .. }), "{error}");
-        assert!(error.to_string().contains("stream `lp-orders`"), "{error}");
-        assert!(error.to_string().contains("eventbus setup"), "{error}");
+        assert_missing(&error, "stream `lp-orders`");
 
         admin
-            .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
-            .await
-            .unwrap()
-            .close()
+            .provision(&SubscriptionConfig::new("lp-orders", "audit"))
             .await
             .unwrap();
         let error = worker
@@ -193,12 +191,7 @@ mod least_privilege {
             .await
             .err()
             .expect("the group does not exist");
-        assert!(
-            error
-                .to_string()
-                .contains("consumer group `billing` of stream `lp-orders`"),
-            "{error}"
-        );
+        assert_missing(&error, "consumer group `billing` of stream `lp-orders`");
         let error = worker
             .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
             .await
@@ -221,22 +214,13 @@ mod least_privilege {
     async fn creating_a_group_without_the_permission_is_a_permission_error() {
         let target = server();
         let worker = target.worker(TopologyMode::Create).await;
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-payments", "billing"))
-            .await
-            .err()
-            .expect("the worker may not create groups");
-        assert!(
-            matches!(
-                error,
-                BusError::Access {
-                    backend: "redis",
-                    kind: AccessKind::Permission,
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
+        let error = expect_refusal(
+            "redis",
+            AccessKind::Permission,
+            &[WORKER_PASSWORD],
+            worker.subscribe(&SubscriptionConfig::new("lp-payments", "billing")),
+        )
+        .await;
         assert!(error.to_string().contains("permission denied"), "{error}");
     }
 
@@ -244,60 +228,28 @@ mod least_privilege {
     async fn a_wrong_password_and_an_untrusted_certificate_are_access_errors() {
         let target = server();
         let wrong = "redis-wrong-password-4d2b";
-        let url = target
-            .0
-            .worker_url()
-            .replace(event_bus_tests::redis_server::WORKER_PASSWORD, wrong);
-        let started = std::time::Instant::now();
-        let error = RedisBroker::connect(RedisOptions {
+        let url = target.0.worker_url().replace(WORKER_PASSWORD, wrong);
+        let wrong_password = RedisOptions {
             url,
             ..options(&target.0)
-        })
-        .await
-        .err()
-        .expect("the password is wrong");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
-        assert!(
-            matches!(
-                error,
-                BusError::Access {
-                    backend: "redis",
-                    kind: AccessKind::Credentials,
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert!(!format!("{error} {error:?}").contains(wrong));
+        };
+        expect_refusal(
+            "redis",
+            AccessKind::Credentials,
+            &[wrong],
+            RedisBroker::connect(wrong_password),
+        )
+        .await;
 
-        let dir = tempfile::tempdir().unwrap();
-        let stranger = dir.path().join("stranger.pem");
-        event_bus_tests::certificates::write_unrelated_ca(&stranger).unwrap();
+        let stranger = UnrelatedCa::new().unwrap();
         let mut untrusting = options(&target.0);
-        untrusting.tls.ca_file = Some(stranger);
-        let started = std::time::Instant::now();
-        let error = RedisBroker::connect(untrusting)
-            .await
-            .err()
-            .expect("the certificate is not trusted");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
-        assert!(
-            matches!(
-                error,
-                BusError::Access {
-                    kind: AccessKind::Certificate,
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
+        untrusting.tls.ca_file = Some(stranger.file.clone());
+        expect_refusal(
+            "redis",
+            AccessKind::Certificate,
+            &[],
+            RedisBroker::connect(untrusting),
+        )
+        .await;
     }
 }

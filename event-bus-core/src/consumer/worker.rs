@@ -233,7 +233,7 @@ impl Worker {
         self.metrics.handle_duration(event_type, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         match &outcome {
-            Ok(()) => tracing::info!(
+            Ok(()) => tracing::debug!(
                 target: "event_bus",
                 operation = "handle",
                 eventType = %envelope.event_type,
@@ -243,7 +243,7 @@ impl Worker {
                 "event handled"
             ),
             // Routine for a retryable failure; a dead-lettering logs its own warning.
-            Err(error) => tracing::info!(
+            Err(error) => tracing::debug!(
                 target: "event_bus",
                 operation = "handle",
                 eventType = %envelope.event_type,
@@ -308,7 +308,7 @@ impl Worker {
                 span.record("outcome", "retried");
                 self.first_failure_of(&envelope);
                 let delay = self.config.retry.delay_after(attempt);
-                tracing::info!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
+                tracing::debug!(%error, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
                 self.settle(
                     event_type,
                     delivery.nack(Nack::RequeueAfter(delay)).await,

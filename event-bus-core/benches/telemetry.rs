@@ -1,0 +1,104 @@
+//! What telemetry costs: the in-memory bus publishing and handling events with telemetry off
+//! (no log subscriber, no metrics recorder) and on as a production service runs it (text logs
+//! at `info` to a sink, the Prometheus recorder), in interleaved rounds; median and spread of
+//! each, and the ratio on/off.
+//!
+//! `cargo bench -p event-bus-core --features logging,prometheus --bench telemetry`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use event_bus_core::telemetry::logging::{LogFormat, subscriber};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, InMemoryBroker, handler_fn};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::EnvFilter;
+
+/// Events per round.
+const EVENTS: usize = 20_000;
+/// Tasks publishing at once.
+const PUBLISHERS: usize = 8;
+/// Rounds of each setting.
+const ROUNDS: usize = 5;
+
+/// Events per second of one round: `PUBLISHERS` tasks publish `EVENTS` in all, one
+/// subscription handles each.
+async fn round() -> f64 {
+    let bus = Arc::new(EventBus::new(
+        Arc::new(InMemoryBroker::new()),
+        BusSettings::default(),
+    ));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&handled);
+    let handler = handler_fn(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
+    bus.subscribe(bus.subscription("order.placed", "billing"), handler)
+        .await
+        .expect("subscribe");
+    let started = Instant::now();
+    let mut publishers = tokio::task::JoinSet::new();
+    for publisher in 0..PUBLISHERS {
+        let bus = Arc::clone(&bus);
+        publishers.spawn(async move {
+            for n in 0..EVENTS / PUBLISHERS {
+                let payload = serde_json::json!({ "order": n, "publisher": publisher });
+                let event = EventEnvelope::builder("order.placed", payload)
+                    .aggregate("order", format!("o-{publisher}-{n}"), 1)
+                    .build();
+                bus.publish(&event).await.expect("publish");
+            }
+        });
+    }
+    publishers.join_all().await;
+    while handled.load(Ordering::Relaxed) < EVENTS {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+    bus.shutdown().await.expect("shutdown");
+    rate
+}
+
+/// One round on a runtime of its own, with telemetry on or off for this thread only.
+fn measure(telemetry: bool) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if !telemetry {
+        return runtime.block_on(round());
+    }
+    let logs = subscriber(
+        LogFormat::Text,
+        EnvFilter::new("info"),
+        std::io::sink as fn() -> std::io::Sink,
+    );
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let _logs = tracing::subscriber::set_default(logs);
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    runtime.block_on(round())
+}
+
+fn median_and_spread(mut rates: Vec<f64>) -> (f64, f64, f64) {
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
+}
+
+fn main() {
+    measure(false);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        off.push(measure(false));
+        on.push(measure(true));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("{EVENTS} events, {PUBLISHERS} publishers, {ROUNDS} interleaved rounds; load {load}");
+    let (off_median, off_low, off_high) = median_and_spread(off);
+    let (on_median, on_low, on_high) = median_and_spread(on);
+    println!("| telemetry | events/s (median) | spread |");
+    println!("|---|---|---|");
+    println!("| off | {off_median:.0} | {off_low:.0}–{off_high:.0} |");
+    println!("| logs at info + Prometheus recorder | {on_median:.0} | {on_low:.0}–{on_high:.0} |");
+    println!("on/off: {:.2}", on_median / off_median);
+}
