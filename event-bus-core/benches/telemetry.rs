@@ -1,7 +1,7 @@
 //! What telemetry costs: the in-memory bus publishing and handling events with telemetry off
-//! (no log subscriber, no metrics recorder) and on as a production service runs it (text logs
-//! at `info` to a sink, the Prometheus recorder), in interleaved rounds; median and spread of
-//! each, and the ratio on/off.
+//! (no log subscriber, no metrics recorder), on as a production service runs it (text logs at
+//! `info` to a sink, the Prometheus recorder), and with the per-event lines on as well
+//! (`info,event_bus=debug`), in interleaved rounds; median and spread of each, and the ratios.
 //!
 //! `cargo bench -p event-bus-core --features logging,prometheus --bench telemetry`
 
@@ -60,18 +60,19 @@ async fn round() -> f64 {
     rate
 }
 
-/// One round on a runtime of its own, with telemetry on or off for this thread only.
-fn measure(telemetry: bool) -> f64 {
+/// One round on a runtime of its own, with telemetry for this thread only: none, or logs
+/// filtered by `filter` and the Prometheus recorder.
+fn measure(filter: Option<&str>) -> f64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    if !telemetry {
+    let Some(filter) = filter else {
         return runtime.block_on(round());
-    }
+    };
     let logs = subscriber(
         LogFormat::Text,
-        EnvFilter::new("info"),
+        EnvFilter::new(filter),
         std::io::sink as fn() -> std::io::Sink,
     );
     let recorder = PrometheusBuilder::new().build_recorder();
@@ -85,20 +86,34 @@ fn median_and_spread(mut rates: Vec<f64>) -> (f64, f64, f64) {
     (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
 }
 
+/// The settings compared: a name, and the log filter (`None`: telemetry off).
+const SETTINGS: [(&str, Option<&str>); 3] = [
+    ("off", None),
+    ("logs at `info` + Prometheus recorder", Some("info")),
+    (
+        "per-event lines too (`info,event_bus=debug`)",
+        Some("info,event_bus=debug"),
+    ),
+];
+
 fn main() {
-    measure(false);
-    let (mut off, mut on) = (Vec::new(), Vec::new());
+    measure(None);
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); SETTINGS.len()];
     for _ in 0..ROUNDS {
-        off.push(measure(false));
-        on.push(measure(true));
+        for ((_, filter), rates) in SETTINGS.iter().zip(&mut rates) {
+            rates.push(measure(*filter));
+        }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("{EVENTS} events, {PUBLISHERS} publishers, {ROUNDS} interleaved rounds; load {load}");
-    let (off_median, off_low, off_high) = median_and_spread(off);
-    let (on_median, on_low, on_high) = median_and_spread(on);
-    println!("| telemetry | events/s (median) | spread |");
-    println!("|---|---|---|");
-    println!("| off | {off_median:.0} | {off_low:.0}–{off_high:.0} |");
-    println!("| logs at info + Prometheus recorder | {on_median:.0} | {on_low:.0}–{on_high:.0} |");
-    println!("on/off: {:.2}", on_median / off_median);
+    println!("| telemetry | events/s (median) | spread | / off |");
+    println!("|---|---|---|---|");
+    let off = median_and_spread(rates[0].clone()).0;
+    for ((name, _), rates) in SETTINGS.iter().zip(rates) {
+        let (median, low, high) = median_and_spread(rates);
+        println!(
+            "| {name} | {median:.0} | {low:.0}–{high:.0} | {:.2} |",
+            median / off
+        );
+    }
 }
