@@ -4,11 +4,9 @@
 //!
 //! `cargo bench -p event-bus-core --bench memory_rss` (release build).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, InMemoryBroker, handler_fn};
+use event_bus_core::EventEnvelope;
 
 /// Events published at once before waiting for the handler to catch up.
 const CHUNK: usize = 1_000;
@@ -27,16 +25,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let bus = EventBus::new(Arc::new(InMemoryBroker::new()), BusSettings::default());
-    let handled = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&handled);
-    let handler = handler_fn(move |_| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
-    bus.subscribe(bus.subscription("order.placed", "billing"), handler)
-        .await
-        .expect("subscribe");
+    let (bus, handled) = common::counting_bus().await;
     let mut published = 0;
     let mut readings = Vec::new();
     for mark in MARKS {
@@ -49,9 +38,7 @@ async fn main() {
                 bus.publish(&event).await.expect("publish");
                 published += 1;
             }
-            while handled.load(Ordering::Relaxed) < published {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            common::wait_until_handled(&handled, published).await;
         }
         readings.push((mark, rss_kib()));
         println!(

@@ -5,12 +5,13 @@
 //!
 //! `cargo bench -p event-bus-core --features logging,prometheus --bench telemetry`
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use event_bus_core::EventEnvelope;
 use event_bus_core::telemetry::logging::{LogFormat, subscriber};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, InMemoryBroker, handler_fn};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
@@ -24,19 +25,8 @@ const ROUNDS: usize = 5;
 /// Events per second of one round: `PUBLISHERS` tasks publish `EVENTS` in all, one
 /// subscription handles each.
 async fn round() -> f64 {
-    let bus = Arc::new(EventBus::new(
-        Arc::new(InMemoryBroker::new()),
-        BusSettings::default(),
-    ));
-    let handled = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&handled);
-    let handler = handler_fn(move |_| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
-    bus.subscribe(bus.subscription("order.placed", "billing"), handler)
-        .await
-        .expect("subscribe");
+    let (bus, handled) = common::counting_bus().await;
+    let bus = Arc::new(bus);
     let started = Instant::now();
     let mut publishers = tokio::task::JoinSet::new();
     for publisher in 0..PUBLISHERS {
@@ -52,9 +42,7 @@ async fn round() -> f64 {
         });
     }
     publishers.join_all().await;
-    while handled.load(Ordering::Relaxed) < EVENTS {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    common::wait_until_handled(&handled, EVENTS).await;
     let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
     bus.shutdown().await.expect("shutdown");
     rate

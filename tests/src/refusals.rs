@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use event_bus_core::{AccessKind, BusError};
+use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
 
 /// How long a refused login, certificate or permission may take to be reported.
 pub const REFUSED_WITHIN: Duration = Duration::from_secs(10);
@@ -47,4 +47,29 @@ pub fn assert_missing(error: &BusError, what: &str) {
     let shown = error.to_string();
     assert!(shown.contains(what), "{shown} does not name {what}");
     assert!(shown.contains("eventbus setup"), "{shown}");
+}
+
+/// Subscribing `config` on `broker` must fail as [`assert_missing`] says, naming `what`.
+pub async fn expect_missing(
+    broker: &(impl Subscriber + ?Sized),
+    config: &SubscriptionConfig,
+    what: &str,
+) {
+    match broker.subscribe(config).await {
+        Ok(_) => panic!("subscribing {config:?} should fail: {what} is missing"),
+        Err(error) => assert_missing(&error, what),
+    }
+}
+
+/// An instance-scoped group on `topic` must be refused with [`BusError::InstanceScopedGroup`]:
+/// only its owner could create and delete it.
+pub async fn expect_instance_scoped_refused(broker: &(impl Subscriber + ?Sized), topic: &str) {
+    let config = SubscriptionConfig::new(topic, "replies-1").ephemeral();
+    match broker.subscribe(&config).await {
+        Ok(_) => panic!("an instance-scoped group was allowed under existing topology"),
+        Err(error) => assert!(
+            matches!(error, BusError::InstanceScopedGroup { .. }),
+            "{error:?}"
+        ),
+    }
 }

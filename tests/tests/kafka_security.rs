@@ -20,7 +20,9 @@ use event_bus_core::{
 use event_bus_tests::certificates::UnrelatedCa;
 use event_bus_tests::kafka_server::{SASL_PASSWORD, TansuServer};
 use event_bus_tests::provisioned::Provisioned;
-use event_bus_tests::refusals::{assert_missing, expect_refusal};
+use event_bus_tests::refusals::{
+    assert_missing, expect_instance_scoped_refused, expect_missing, expect_refusal,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -196,12 +198,7 @@ mod least_privilege {
         let admin = target.broker(TopologyMode::Create).await;
         let billing = SubscriptionConfig::new("lp-orders", "billing").dead_letter_topic("lp-dead");
 
-        let error = worker
-            .subscribe(&billing)
-            .await
-            .err()
-            .expect("the topic does not exist");
-        assert_missing(&error, "topic `lp-orders`");
+        expect_missing(&worker, &billing, "topic `lp-orders`").await;
 
         let started = Instant::now();
         let error = worker
@@ -227,21 +224,8 @@ mod least_privilege {
             .publish("lp-orders", message())
             .await
             .expect("the topic exists");
-        let error = worker
-            .subscribe(&billing)
-            .await
-            .err()
-            .expect("billing's retry topic does not exist");
-        assert_missing(&error, "topic `lp-orders.retry.billing`");
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
-            .await
-            .err()
-            .expect("an instance-scoped group is its owner's to create");
-        assert!(
-            matches!(error, BusError::InstanceScopedGroup { .. }),
-            "{error}"
-        );
+        expect_missing(&worker, &billing, "topic `lp-orders.retry.billing`").await;
+        expect_instance_scoped_refused(&worker, "lp-orders").await;
 
         // What setup does: subscribing once in create mode makes everything billing uses.
         assert_eq!(

@@ -40,11 +40,13 @@ event_bus_core::conformance_tests!(Nats(NatsServer::start().expect("start nats-s
 /// administrator made; a missing consumer is a clear error naming it and `eventbus setup`; a
 /// wrong password and an untrusted certificate are typed access errors.
 mod least_privilege {
-    use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
+    use event_bus_core::{AccessKind, Subscriber, SubscriptionConfig};
     use event_bus_tests::certificates::UnrelatedCa;
     use event_bus_tests::nats_server::{ADMIN_USER, WORKER_USER};
     use event_bus_tests::provisioned::Provisioned;
-    use event_bus_tests::refusals::{assert_missing, expect_refusal};
+    use event_bus_tests::refusals::{
+        expect_instance_scoped_refused, expect_missing, expect_refusal,
+    };
 
     use super::*;
 
@@ -92,33 +94,25 @@ mod least_privilege {
     async fn a_missing_stream_or_consumer_is_an_error_naming_it_and_the_setup_command() {
         let target = server();
         let worker = target.broker(WORKER_USER, "existing").await;
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
-            .await
-            .err()
-            .expect("the stream does not exist");
-        assert_missing(&error, "stream `lp-orders`");
+        expect_missing(
+            &worker,
+            &SubscriptionConfig::new("lp-orders", "billing"),
+            "stream `lp-orders`",
+        )
+        .await;
 
         let admin = target.broker(ADMIN_USER, "create").await;
         admin
             .provision(&SubscriptionConfig::new("lp-orders", "audit"))
             .await
             .unwrap();
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
-            .await
-            .err()
-            .expect("the consumer does not exist");
-        assert_missing(&error, "durable consumer `billing` of stream `lp-orders`");
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
-            .await
-            .err()
-            .expect("an instance-scoped group is its owner's to create");
-        assert!(
-            matches!(error, BusError::InstanceScopedGroup { .. }),
-            "{error}"
-        );
+        expect_missing(
+            &worker,
+            &SubscriptionConfig::new("lp-orders", "billing"),
+            "durable consumer `billing` of stream `lp-orders`",
+        )
+        .await;
+        expect_instance_scoped_refused(&worker, "lp-orders").await;
     }
 
     #[tokio::test]

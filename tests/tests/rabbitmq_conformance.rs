@@ -68,15 +68,16 @@ mod least_privilege {
 
     use event_bus_brokers::rabbitmq::RabbitMqTls;
     use event_bus_core::{
-        AccessKind, BusError, Message, Nack, Publisher, Subscriber, SubscriptionConfig,
-        TopologyMode,
+        AccessKind, Message, Nack, Publisher, Subscriber, SubscriptionConfig, TopologyMode,
     };
     use event_bus_tests::certificates::UnrelatedCa;
     use event_bus_tests::provisioned::Provisioned;
     use event_bus_tests::rabbitmq_server::{
         ADMIN_PASSWORD, ADMIN_USER, RabbitMqServer, VHOST, WORKER_PASSWORD, WORKER_USER,
     };
-    use event_bus_tests::refusals::{assert_missing, expect_refusal};
+    use event_bus_tests::refusals::{
+        expect_instance_scoped_refused, expect_missing, expect_refusal,
+    };
 
     use super::*;
 
@@ -172,22 +173,9 @@ mod least_privilege {
             .await
             .unwrap();
 
-        let error = worker
-            .subscribe(&billing)
-            .await
-            .err()
-            .expect("the group's queue does not exist");
-        assert_missing(&error, "queue `lp-orders.billing`");
+        expect_missing(&worker, &billing, "queue `lp-orders.billing`").await;
 
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
-            .await
-            .err()
-            .expect("an instance-scoped group is its owner's to create");
-        assert!(
-            matches!(error, BusError::InstanceScopedGroup { .. }),
-            "{error}"
-        );
+        expect_instance_scoped_refused(&worker, "lp-orders").await;
 
         admin
             .subscribe(&billing)
@@ -217,12 +205,7 @@ mod least_privilege {
             .0
             .ctl(&["delete_queue", "-p", VHOST, "lp-orders.billing.retry.100ms"])
             .expect("delete a retry queue");
-        let error = worker
-            .subscribe(&billing)
-            .await
-            .err()
-            .expect("a retry queue is missing");
-        assert_missing(&error, "queue `lp-orders.billing.retry.100ms`");
+        expect_missing(&worker, &billing, "queue `lp-orders.billing.retry.100ms`").await;
     }
 
     async fn a_wrong_password_is_a_credentials_error_without_the_password(

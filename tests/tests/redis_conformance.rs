@@ -118,11 +118,13 @@ mod over_tls {
 /// consumer groups: the core cases pass on groups an administrator made, a missing group is a
 /// clear error naming it and `eventbus setup`, and creating one is a permission error.
 mod least_privilege {
-    use event_bus_core::{AccessKind, BusError, Subscriber, SubscriptionConfig};
+    use event_bus_core::{AccessKind, Subscriber, SubscriptionConfig};
     use event_bus_tests::certificates::UnrelatedCa;
     use event_bus_tests::provisioned::Provisioned;
     use event_bus_tests::redis_server::WORKER_PASSWORD;
-    use event_bus_tests::refusals::{assert_missing, expect_refusal};
+    use event_bus_tests::refusals::{
+        expect_instance_scoped_refused, expect_missing, expect_refusal,
+    };
 
     use super::*;
 
@@ -175,32 +177,24 @@ mod least_privilege {
         let worker = target.worker(TopologyMode::Existing).await;
         let admin = RedisBroker::connect(options(&target.0)).await.unwrap();
 
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
-            .await
-            .err()
-            .expect("the stream does not exist");
-        assert_missing(&error, "stream `lp-orders`");
+        expect_missing(
+            &worker,
+            &SubscriptionConfig::new("lp-orders", "billing"),
+            "stream `lp-orders`",
+        )
+        .await;
 
         admin
             .provision(&SubscriptionConfig::new("lp-orders", "audit"))
             .await
             .unwrap();
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "billing"))
-            .await
-            .err()
-            .expect("the group does not exist");
-        assert_missing(&error, "consumer group `billing` of stream `lp-orders`");
-        let error = worker
-            .subscribe(&SubscriptionConfig::new("lp-orders", "replies-1").ephemeral())
-            .await
-            .err()
-            .expect("an instance-scoped group is its owner's to create");
-        assert!(
-            matches!(error, BusError::InstanceScopedGroup { .. }),
-            "{error}"
-        );
+        expect_missing(
+            &worker,
+            &SubscriptionConfig::new("lp-orders", "billing"),
+            "consumer group `billing` of stream `lp-orders`",
+        )
+        .await;
+        expect_instance_scoped_refused(&worker, "lp-orders").await;
         worker
             .subscribe(&SubscriptionConfig::new("lp-orders", "audit"))
             .await
