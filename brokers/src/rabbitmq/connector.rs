@@ -95,13 +95,17 @@ impl Connector {
         })
     }
 
-    /// A new channel, on a new connection when the current one is lost.
+    /// A new channel, on a new connection when the current one is lost or does not answer
+    /// within the connect timeout.
     pub(super) async fn channel(&self) -> Result<Channel, BusError> {
         let mut connection = self.connection.lock().await;
         if let Some(open) = connection.as_ref().filter(|c| c.status().connected()) {
-            match open.create_channel().await {
-                Ok(channel) => return Ok(channel),
-                Err(error) => tracing::debug!(%error, "rabbitmq: connection lost; reconnecting"),
+            match tokio::time::timeout(CONNECT_TIMEOUT, open.create_channel()).await {
+                Ok(Ok(channel)) => return Ok(channel),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "rabbitmq: connection lost; reconnecting");
+                }
+                Err(_) => tracing::debug!("rabbitmq: the connection went silent; reconnecting"),
             }
         }
         *connection = None;
@@ -109,6 +113,12 @@ impl Connector {
         let channel = fresh.create_channel().await.map_err(amqp_error)?;
         *connection = Some(fresh);
         Ok(channel)
+    }
+
+    /// Forgets the connection, which went silent while it still looks open: the next
+    /// [`channel`](Self::channel) opens a new one.
+    pub(super) async fn reset(&self) {
+        *self.connection.lock().await = None;
     }
 }
 

@@ -120,6 +120,9 @@ pub enum RabbitMqError {
     /// The broker answered a publish with a negative confirm.
     #[error("the broker refused the message for `{0}`")]
     Refused(String),
+    /// A publish attempt got no answer before the publish timeout: its connection went silent.
+    #[error("no answer from the server within {0:?}")]
+    Unanswered(std::time::Duration),
     /// Publishing kept failing for the whole publish timeout.
     #[error("publishing to `{routing_key}` kept failing for {timeout:?}: {source}")]
     PublishFailed {

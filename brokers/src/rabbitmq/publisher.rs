@@ -101,7 +101,8 @@ impl ConfirmedPublisher {
 
     /// Publishes a message with `properties`; failures are tried again on a new channel (and
     /// connection) with growing pauses until the publish timeout has passed, except refused
-    /// access and missing topology, which trying again does not fix.
+    /// access and missing topology, which trying again does not fix. It returns by the publish
+    /// timeout, whatever the connection does.
     pub(super) async fn publish(
         &self,
         route: Route<'_>,
@@ -111,10 +112,19 @@ impl ConfirmedPublisher {
         let deadline = Instant::now() + self.timeout;
         let mut pause = FIRST_PAUSE;
         loop {
-            let error = match self.publish_once(route, properties.clone(), payload).await {
-                Ok(()) => return Ok(()),
-                Err(error) if error.is_permanent() => return Err(error),
-                Err(error) => error,
+            // An attempt on a connection that went silent (a server restart can leave one
+            // looking open) would wait for ever: it ends at the deadline and the connection is
+            // opened again.
+            let attempt = self.publish_once(route, properties.clone(), payload);
+            let error = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(error)) if error.is_permanent() => return Err(error),
+                Ok(Err(error)) => error,
+                Err(_) => {
+                    *self.channel.lock().await = None;
+                    self.connector.reset().await;
+                    BusError::backend("rabbitmq", RabbitMqError::Unanswered(self.timeout))
+                }
             };
             if Instant::now() + pause > deadline {
                 return Err(BusError::backend(

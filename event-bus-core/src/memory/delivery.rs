@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::topic::Topic;
+use super::topic::{Topic, TopicState};
 use crate::error::BusError;
 use crate::kit::Settle;
 use crate::message::Message;
@@ -17,11 +17,15 @@ pub(super) struct MemorySettle {
     pub(super) topic: Arc<Topic>,
     pub(super) group: String,
     pub(super) offset: usize,
+    /// The group keeps per-key order, so an ack may release a message held behind this one.
+    pub(super) ordering: bool,
 }
 
 impl MemorySettle {
+    /// Settles the offset. Members waiting for work are woken only when it can give them
+    /// some: a message back in the queue, or (with ordering) one released by an ack.
     fn settle(&self, nack: Option<Nack>) {
-        self.topic.update(|state| {
+        let change = |state: &mut TopicState| {
             if let Some(group) = state.groups.get_mut(&self.group) {
                 match nack {
                     None => group.ack(self.offset),
@@ -29,7 +33,12 @@ impl MemorySettle {
                 }
             }
             state.trim();
-        });
+        };
+        if nack.is_some() || self.ordering {
+            self.topic.update(change);
+        } else {
+            change(&mut self.topic.lock());
+        }
     }
 }
 

@@ -41,6 +41,7 @@ impl MemorySubscription {
                     topic: Arc::clone(&self.topic),
                     group: self.group.clone(),
                     offset,
+                    ordering: self.ordering,
                 },
             )),
             Dispatch::Wait(wake) => Err(wake),
