@@ -49,11 +49,8 @@ impl ConformanceTarget for Kafka {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            consumer_groups: true,
-            per_key_ordering: true,
-            persistent: true,
-            new_subscriber_receives_old_messages: true,
             can_restart_server: true,
+            ..KafkaBroker::CAPABILITIES
         }
     }
 

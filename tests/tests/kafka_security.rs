@@ -171,13 +171,7 @@ mod least_privilege {
         }
 
         fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                consumer_groups: true,
-                per_key_ordering: true,
-                persistent: true,
-                new_subscriber_receives_old_messages: true,
-                can_restart_server: false,
-            }
+            KafkaBroker::CAPABILITIES
         }
     }
 

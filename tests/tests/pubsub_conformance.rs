@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions};
 use event_bus_core::conformance::ConformanceTarget;
-use event_bus_core::{Broker, Capabilities};
+use event_bus_core::{Broker, Capabilities, TopologyMode};
 
 /// The emulator, with ordering keys on, as `EVENT_BUS_ENABLE_ORDERING=true` sets them.
 struct Emulator {
@@ -24,20 +24,25 @@ impl Emulator {
     }
 }
 
+/// The emulator's options for a case: ordering keys and batching on, a 30 s ack deadline.
+fn options(host: &str, topology: TopologyMode) -> PubSubOptions {
+    PubSubOptions {
+        project_id: "conformance".to_owned(),
+        emulator_host: Some(host.to_owned()),
+        ordering_keys: true,
+        batching: true,
+        ack_deadline: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+        native_dead_letter: true,
+        dead_letters: None,
+        topology,
+    }
+}
+
 #[async_trait]
 impl ConformanceTarget for Emulator {
     async fn connect(&self) -> Arc<dyn Broker> {
-        let options = PubSubOptions {
-            project_id: "conformance".to_owned(),
-            emulator_host: Some(self.host.clone()),
-            ordering_keys: true,
-            batching: true,
-            ack_deadline: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-            native_dead_letter: true,
-            dead_letters: None,
-            topology: Default::default(),
-        };
+        let options = options(&self.host, TopologyMode::Create);
         Arc::new(
             PubSubBroker::connect(options)
                 .await
@@ -76,20 +81,6 @@ mod least_privilege {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    fn options(host: &str, topology: TopologyMode) -> PubSubOptions {
-        PubSubOptions {
-            project_id: "conformance".to_owned(),
-            emulator_host: Some(host.to_owned()),
-            ordering_keys: true,
-            batching: true,
-            ack_deadline: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-            native_dead_letter: true,
-            dead_letters: None,
-            topology,
-        }
-    }
 
     async fn broker(host: &str, topology: TopologyMode) -> PubSubBroker {
         PubSubBroker::connect(options(host, topology))

@@ -41,11 +41,8 @@ impl ConformanceTarget for Redis {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            consumer_groups: true,
-            per_key_ordering: false,
-            persistent: true,
-            new_subscriber_receives_old_messages: true,
             can_restart_server: true,
+            ..RedisBroker::CAPABILITIES
         }
     }
 
@@ -155,13 +152,7 @@ mod least_privilege {
         }
 
         fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                consumer_groups: true,
-                per_key_ordering: false,
-                persistent: true,
-                new_subscriber_receives_old_messages: true,
-                can_restart_server: false,
-            }
+            RedisBroker::CAPABILITIES
         }
     }
 

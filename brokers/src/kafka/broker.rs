@@ -29,6 +29,15 @@ pub struct KafkaBroker {
 }
 
 impl KafkaBroker {
+    /// What the backend guarantees; a test that can restart its broker says so itself.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        consumer_groups: true,
+        per_key_ordering: true,
+        persistent: true,
+        new_subscriber_receives_old_messages: true,
+        can_restart_server: false,
+    };
+
     /// Connects and checks that the cluster answers within the connect timeout; a refused
     /// identity or certificate fails at once with [`BusError::Access`].
     pub async fn connect(options: KafkaOptions) -> Result<Self, BusError> {
@@ -109,13 +118,7 @@ impl Broker for KafkaBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            consumer_groups: true,
-            per_key_ordering: true,
-            persistent: true,
-            new_subscriber_receives_old_messages: true,
-            can_restart_server: false,
-        }
+        Self::CAPABILITIES
     }
 
     /// The topic, the group's retry topic (none with ordering or for an instance's own

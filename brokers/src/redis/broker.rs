@@ -51,6 +51,15 @@ pub struct RedisBroker {
 }
 
 impl RedisBroker {
+    /// What the backend guarantees; a test that can restart its server says so itself.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        consumer_groups: true,
+        per_key_ordering: false,
+        persistent: true,
+        new_subscriber_receives_old_messages: true,
+        can_restart_server: false,
+    };
+
     /// Connects to the server; the connection reconnects by itself after a failure.
     pub async fn connect(options: RedisOptions) -> Result<Self, BusError> {
         let client = client(&options.url, &options.tls)?;
@@ -157,13 +166,7 @@ impl Broker for RedisBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            consumer_groups: true,
-            per_key_ordering: false,
-            persistent: true,
-            new_subscriber_receives_old_messages: true,
-            can_restart_server: false,
-        }
+        Self::CAPABILITIES
     }
 
     fn topology(&self, config: &SubscriptionConfig) -> Vec<TopologyItem> {
