@@ -8,7 +8,8 @@ use tower_layer::Layer;
 use tracing::Instrument;
 
 use crate::config::BusSettings;
-use crate::consumer::{SubscriptionHandle, Worker};
+use crate::consumer::layers::standard_stack;
+use crate::consumer::{ConsumeLayer, SubscriptionHandle, Worker};
 use crate::envelope::EventEnvelope;
 use crate::error::BusError;
 use crate::handler::{CatchPanicLayer, Handler, TimeLimitLayer};
@@ -28,6 +29,7 @@ pub struct EventBus {
     dedup: Option<Arc<dyn DedupStore>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
     metrics: BusMetrics,
+    consume_layers: Vec<Arc<dyn ConsumeLayer>>,
 }
 
 impl EventBus {
@@ -42,7 +44,17 @@ impl EventBus {
             ))),
             settings,
             subscriptions: Mutex::default(),
+            consume_layers: Vec::new(),
         }
+    }
+
+    /// Adds `layer` to the consume stack of every subscription made afterwards, below the
+    /// bus's checks and tracing and above the retry decision (see
+    /// [`consumer::layers`](crate::consumer::layers)); layers run in the order added.
+    #[must_use]
+    pub fn with_consume_layer(mut self, layer: impl ConsumeLayer) -> Self {
+        self.consume_layers.push(Arc::new(layer));
+        self
     }
 
     /// Deduplicates with `store`, or not at all with `None`.
@@ -240,13 +252,14 @@ impl EventBus {
         };
         let subscription = self.broker.subscribe(&config).await?;
         let publisher = Arc::clone(&self.broker);
-        let worker = Worker::new(
-            config,
-            handler,
-            publisher,
-            self.settings.max_message_bytes,
+        let stack = standard_stack(
+            &config,
             self.broker.name(),
+            self.settings.max_message_bytes,
+            &self.consume_layers,
+            handler,
         );
+        let worker = Worker::new(config, stack, publisher, self.broker.name());
         let handle = SubscriptionHandle::spawn(worker, subscription);
         self.lock_subscriptions().push(handle.clone());
         Ok(handle)

@@ -40,15 +40,35 @@ impl RetryPolicy {
 
     /// Delay before redelivering after failed attempt number `attempt` (starting at 1).
     pub fn delay_after(&self, attempt: u32) -> Duration {
+        let nominal = self.nominal_delay_after(attempt).as_secs_f64();
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let factor = 1.0 - jitter + 2.0 * jitter * fastrand::f64();
+        Duration::from_secs_f64((nominal * factor).min(self.max_backoff.as_secs_f64()))
+    }
+
+    /// The delay after failed attempt `attempt`, without jitter.
+    pub fn nominal_delay_after(&self, attempt: u32) -> Duration {
         if attempt <= self.immediate_attempts {
             return Duration::ZERO;
         }
         let exponent = i32::try_from(attempt - self.immediate_attempts - 1).unwrap_or(i32::MAX);
         let base = self.initial_backoff.as_secs_f64() * self.multiplier.powi(exponent);
-        let capped = base.clamp(0.0, self.max_backoff.as_secs_f64());
-        let jitter = self.jitter.clamp(0.0, 1.0);
-        let factor = 1.0 - jitter + 2.0 * jitter * fastrand::f64();
-        Duration::from_secs_f64((capped * factor).min(self.max_backoff.as_secs_f64()))
+        Duration::from_secs_f64(base.clamp(0.0, self.max_backoff.as_secs_f64()))
+    }
+
+    /// The nominal time between the first failed attempt and attempt `attempt`: the sum of
+    /// the delays after the attempts before it.
+    pub fn nominal_delay_before(&self, attempt: u32) -> Duration {
+        let mut total = Duration::ZERO;
+        for failed in 1..attempt {
+            let delay = self.nominal_delay_after(failed);
+            if delay >= self.max_backoff {
+                // Every later delay is the cap too.
+                return total.saturating_add(self.max_backoff.saturating_mul(attempt - failed));
+            }
+            total += delay;
+        }
+        total
     }
 }
 
@@ -106,5 +126,18 @@ mod tests {
             ..without_jitter()
         };
         assert_eq!(policy.delay_after(4), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_time_before_an_attempt_sums_the_delays_before_it() {
+        let policy = without_jitter();
+        assert_eq!(policy.nominal_delay_before(1), Duration::ZERO);
+        assert_eq!(policy.nominal_delay_before(3), Duration::ZERO);
+        assert_eq!(policy.nominal_delay_before(5), Duration::from_millis(300));
+        assert_eq!(policy.nominal_delay_before(8), Duration::from_millis(1_700));
+        assert_eq!(
+            policy.nominal_delay_before(u32::MAX),
+            Duration::from_millis(700 + 500 * u64::from(u32::MAX - 6))
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The consumer context: forgets the offsets of partitions given to another member.
+//! The consumer context: tracks which partitions are this member's, so it never commits
+//! or hands out a record of a partition given to another member.
 
 use std::sync::{Arc, Mutex};
 
@@ -31,11 +32,19 @@ impl ConsumerContext for GroupContext {
     /// partitions away; deliveries from them still in flight become stale and are redelivered
     /// to the new owner.
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            let mut tracker = self.tracker.lock().expect("offset tracker");
-            for element in partitions.elements() {
-                tracker.revoke(element.topic(), element.partition());
+        let mut tracker = self.tracker.lock().expect("offset tracker");
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                for element in partitions.elements() {
+                    tracker.revoke(element.topic(), element.partition());
+                }
             }
+            Rebalance::Assign(partitions) => {
+                for element in partitions.elements() {
+                    tracker.assign(element.topic(), element.partition());
+                }
+            }
+            Rebalance::Error(_) => {}
         }
     }
 

@@ -165,13 +165,21 @@ impl KafkaSubscription {
 
     fn on_record(&mut self, record: &rdkafka::message::BorrowedMessage<'_>) {
         use rdkafka::Message as _;
-        let read = received(record);
         let generation = self
             .member
             .tracker
             .lock()
             .expect("offset tracker")
             .received(record.topic(), record.partition(), record.offset());
+        let Some(generation) = generation else {
+            tracing::debug!(
+                topic = record.topic(),
+                partition = record.partition(),
+                "kafka: record of a partition given to another member dropped"
+            );
+            return;
+        };
+        let read = received(record);
         let pending = Pending {
             message: read.message,
             attempt: read.previous_attempts.saturating_add(1),

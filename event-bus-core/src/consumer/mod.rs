@@ -1,5 +1,9 @@
-//! Running subscriptions: the consume loop, its counters, and the handle that stops it.
+//! Running subscriptions: the consume stack of layers each delivery goes through, the loop
+//! that carries out what the stack decided, its counters, and the handle that stops it.
 
+mod disposition;
+pub mod layers;
+mod stack;
 mod stats;
 mod worker;
 
@@ -9,6 +13,8 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use disposition::Disposition;
+pub use stack::{ConsumeLayer, ConsumeStack, Inbound, Next};
 pub use stats::{StatsSnapshot, SubscriptionStats, WaitTimeout};
 pub(crate) use worker::Worker;
 

@@ -16,10 +16,14 @@ pub mod headers {
     pub const ORIGINAL_TOPIC: &str = "x-dead-letter-original-topic";
     /// Consumer group that gave up on it.
     pub const SUBSCRIPTION: &str = "x-dead-letter-subscription";
-    /// First failure seen by this process (RFC 3339).
+    /// First failure of the event in its consumer group (RFC 3339).
     pub const FIRST_FAILURE_AT: &str = "x-dead-letter-first-failure-at";
     /// Last failure (RFC 3339).
     pub const LAST_FAILURE_AT: &str = "x-dead-letter-last-failure-at";
+    /// Set on a failed event being retried: its first failure (RFC 3339). Backends that
+    /// deliver a retry as a new copy (Kafka, RabbitMQ) carry it to whichever member gets the
+    /// retry; it is not part of a dead letter.
+    pub const FAILING_SINCE: &str = "x-failing-since";
 }
 
 /// Why an event was moved to the dead-letter topic.
@@ -39,6 +43,11 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    /// Whether the handler ran and failed (rather than the event being unfit to handle).
+    pub fn is_handler_failure(self) -> bool {
+        matches!(self, Self::PermanentFailure | Self::MaxAttemptsExceeded)
+    }
+
     /// The name written into the reason header.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,8 +89,9 @@ impl FailureReport<'_> {
     /// The original message, untouched, with the failure headers added.
     pub fn dead_letter_message(&self, original: &Message) -> Message {
         let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-        original
-            .clone()
+        let mut message = original.clone();
+        message.headers.remove(headers::FAILING_SINCE);
+        message
             .with_header(headers::REASON, self.reason.as_str())
             .with_header(headers::ERROR, self.error.clone())
             .with_header(headers::ATTEMPTS, self.attempts.to_string())

@@ -73,6 +73,10 @@ impl<S: Settle> Delivery for Delivered<S> {
         self.attempt
     }
 
+    fn set_header(&mut self, name: &str, value: String) {
+        self.message.headers.insert(name.to_owned(), value);
+    }
+
     async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
         let (settle, _) = self.take();
         settle.ack().await

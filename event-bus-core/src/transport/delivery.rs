@@ -30,4 +30,7 @@ pub trait Delivery: Send + Sync {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
     /// Rejects the message.
     async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BusError>;
+    /// Sets a header on the message, for backends that deliver a retry as a new copy of it;
+    /// others deliver the message as it was.
+    fn set_header(&mut self, _name: &str, _value: String) {}
 }
