@@ -72,6 +72,10 @@ impl<H: Handler> Idempotent<H> {
         let lease = self.layer.lease;
         let handled = self.inner.handle(event);
         tokio::pin!(handled);
+        // A handler that finishes at once needs no renewal timer (a timer-wheel entry).
+        if let std::task::Poll::Ready(outcome) = futures::poll!(&mut handled) {
+            return outcome;
+        }
         let mut renewal =
             tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
         loop {

@@ -1,11 +1,10 @@
-//! In-process dedup store: per-key expiry and a cap on how many keys it keeps, on a
-//! concurrent cache (`moka`), so claims of different keys never wait for one lock.
+//! In-process dedup store: per-key expiry and a cap on how many keys it keeps, on a sharded
+//! concurrent cache (`quick_cache`), so claims of different keys seldom wait for one lock.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use moka::ops::compute::Op;
-use moka::sync::Cache;
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use tokio::time::Instant;
 
 use super::{Claim, DedupError, DedupStore};
@@ -18,8 +17,6 @@ struct Entry {
     done: bool,
     /// Checked on every read (on the runtime's clock, so paused test time counts).
     expires_at: Instant,
-    /// How long the cache keeps the entry, a backstop that frees expired keys' memory.
-    kept_for: Duration,
 }
 
 impl Entry {
@@ -27,7 +24,6 @@ impl Entry {
         Self {
             done,
             expires_at: Instant::now() + ttl,
-            kept_for: ttl,
         }
     }
 
@@ -36,31 +32,8 @@ impl Entry {
     }
 }
 
-/// Frees an entry once its own time is up.
-struct KeptFor;
-
-impl moka::Expiry<String, Entry> for KeptFor {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        entry: &Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.kept_for)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        _: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.kept_for)
-    }
-}
-
-/// A [`DedupStore`] in memory: fast, bounded, and forgotten when the process exits.
+/// A [`DedupStore`] in memory: fast, bounded, and forgotten when the process exits. An
+/// expired key counts as absent at once; its memory is reused when the cap is reached.
 pub struct MemoryDedupStore {
     entries: Cache<String, Entry>,
 }
@@ -80,11 +53,9 @@ impl MemoryDedupStore {
     /// An empty store keeping at most `max_keys` keys (`EVENT_BUS_IDEMPOTENCY_MAX_KEYS`); past
     /// that, the least used keys are forgotten before their time.
     pub fn with_max_keys(max_keys: u64) -> Self {
+        let capacity = usize::try_from(max_keys).unwrap_or(usize::MAX).max(1);
         Self {
-            entries: Cache::builder()
-                .max_capacity(max_keys)
-                .expire_after(KeptFor)
-                .build(),
+            entries: Cache::new(capacity),
         }
     }
 
@@ -102,30 +73,34 @@ impl MemoryDedupStore {
 #[async_trait]
 impl DedupStore for MemoryDedupStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, DedupError> {
-        let mut claim = Claim::Acquired;
-        self.entries
-            .entry(key.to_owned())
-            .and_compute_with(|current| match current.map(|e| e.into_value()) {
-                Some(entry) if entry.live() => {
-                    claim = if entry.done {
-                        Claim::Done
-                    } else {
-                        Claim::InProgress
-                    };
-                    Op::Nop
-                }
-                _ => Op::Put(Entry::new(false, lease)),
-            });
-        Ok(claim)
+        let held = self.entries.entry(key, None, |_, entry| {
+            if !entry.live() {
+                EntryAction::ReplaceWithGuard
+            } else if entry.done {
+                EntryAction::Retain(Claim::Done)
+            } else {
+                EntryAction::Retain(Claim::InProgress)
+            }
+        });
+        Ok(match held {
+            EntryResult::Retained(claim) => claim,
+            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
+                let _ = guard.insert(Entry::new(false, lease));
+                Claim::Acquired
+            }
+            // Neither is asked for: no callback removes, and claims wait without a timeout.
+            EntryResult::Removed(..) | EntryResult::Timeout => Claim::InProgress,
+        })
     }
 
     async fn renew(&self, key: &str, lease: Duration) -> Result<(), DedupError> {
-        self.entries
-            .entry(key.to_owned())
-            .and_compute_with(|current| match current.map(|e| e.into_value()) {
-                Some(entry) if entry.live() && !entry.done => Op::Put(Entry::new(false, lease)),
-                _ => Op::Nop,
-            });
+        // A key that is gone stays gone: the guard of a vacant one is dropped unused.
+        let _ = self.entries.entry(key, None, |_, entry| {
+            if entry.live() && !entry.done {
+                *entry = Entry::new(false, lease);
+            }
+            EntryAction::Retain(())
+        });
         Ok(())
     }
 
@@ -135,7 +110,7 @@ impl DedupStore for MemoryDedupStore {
     }
 
     async fn release(&self, key: &str) -> Result<(), DedupError> {
-        self.entries.invalidate(key);
+        self.entries.remove(key);
         Ok(())
     }
 }
@@ -187,9 +162,8 @@ mod tests {
         for n in 0..1_000 {
             store.complete(&format!("k-{n}"), TTL).await.unwrap();
         }
-        store.entries.run_pending_tasks();
         assert!(store.len() <= 100, "{} keys kept", store.len());
-        assert!(store.entries.entry_count() <= 100);
+        assert!(store.entries.len() <= 100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,26 +39,31 @@ impl ConsumeLayer for Trace {
             trace_id = tracing::field::Empty,
         );
         trace_context::continue_trace(&span, &inbound.message().headers);
-        let started = Instant::now();
-        let disposition = next.run(inbound).instrument(span.clone()).await;
-        let elapsed = started.elapsed();
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        span.record("latency_ms", latency_ms);
-        span.record("outcome", disposition.name());
-        if let Some(envelope) = inbound.envelope() {
-            BusMetrics::new(self.backend).handle_duration(&envelope.event_type, elapsed);
-            let _entered = span.enter();
-            tracing::debug!(
-                target: "event_bus",
-                operation = "handle",
-                eventType = %envelope.event_type,
-                eventId = %envelope.id,
-                aggregateId = %envelope.aggregate_id,
-                latencyMs = latency_ms,
-                outcome = disposition.name(),
-                "event handled"
-            );
+        let backend = self.backend;
+        async move {
+            let started = Instant::now();
+            let disposition = next.run(inbound).await;
+            let elapsed = started.elapsed();
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            let span = tracing::Span::current();
+            span.record("latency_ms", latency_ms);
+            span.record("outcome", disposition.name());
+            if let Some(envelope) = inbound.envelope() {
+                BusMetrics::new(backend).handle_duration(&envelope.event_type, elapsed);
+                tracing::debug!(
+                    target: "event_bus",
+                    operation = "handle",
+                    eventType = %envelope.event_type,
+                    eventId = %envelope.id,
+                    aggregateId = %envelope.aggregate_id,
+                    latencyMs = latency_ms,
+                    outcome = disposition.name(),
+                    "event handled"
+                );
+            }
+            disposition
         }
-        disposition
+        .instrument(span)
+        .await
     }
 }
