@@ -22,9 +22,13 @@ pub(super) struct GroupEntry {
 
 /// One pending entry of a group.
 pub(super) struct RedisSettle {
+    /// A connection that never blocks on a read, so settling never waits behind one.
     pub(super) conn: ConnectionManager,
     pub(super) group: Arc<GroupEntry>,
     pub(super) id: String,
+    /// Whether the entry may be in the delayed-retry set: it was delivered before (a retry or
+    /// an entry taken over), so acknowledging it also takes it out of the set.
+    pub(super) redelivered: bool,
     /// The subscription's held entries, whose idle time is reset while they are held.
     pub(super) leases: Arc<Leases<String>>,
 }
@@ -47,17 +51,19 @@ impl RedisSettle {
 impl Settle for RedisSettle {
     async fn ack(mut self) -> Result<(), BusError> {
         self.leases.release(&self.id);
-        redis::pipe()
-            .cmd("XACK")
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK")
             .arg(&self.group.stream)
             .arg(&self.group.group)
             .arg(&self.id)
-            .ignore()
-            .cmd("ZREM")
-            .arg(&self.group.delayed)
-            .arg(&self.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
+            .ignore();
+        if self.redelivered {
+            pipe.cmd("ZREM")
+                .arg(&self.group.delayed)
+                .arg(&self.id)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn)
             .await
             .map_err(redis_error)
     }

@@ -15,6 +15,7 @@ use redis::streams::{
     StreamAutoClaimReply, StreamClaimReply, StreamId, StreamInfoGroupsReply,
     StreamPendingCountReply, StreamReadReply,
 };
+use tokio::time::Instant;
 use tokio_util::sync::DropGuard;
 
 use super::delivery::{GroupEntry, RedisSettle};
@@ -27,15 +28,35 @@ const BLOCK: Duration = Duration::from_millis(500);
 /// An instance-scoped group whose owner stopped renewing it for this many ack deadlines (it
 /// died) is removed.
 const EPHEMERAL_DEADLINES: u32 = 3;
+/// How often the group's delayed-retry set is asked for due entries while new entries keep
+/// coming (an idle member asks after every blocked read).
+const RETRY_CHECK_EVERY: Duration = Duration::from_millis(10);
+/// How often, at most, the member looks for entries other members abandoned (idle for an ack
+/// deadline, so a little later makes no difference).
+const ABANDONED_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// An entry fetched and not handed out yet.
+struct Fetched {
+    id: String,
+    attempt: u32,
+    message: Message,
+    /// Delivered to the group before (a due retry or an entry taken over).
+    redelivered: bool,
+}
 
 /// Reads one consumer group of one stream as a uniquely named consumer.
 pub(super) struct RedisSubscription {
+    /// Reads, blocking on the server.
     conn: ConnectionManager,
+    /// Settles deliveries; never blocks.
+    settling: ConnectionManager,
     group: Arc<GroupEntry>,
     ack_deadline: Duration,
     autoclaim_cursor: String,
-    /// Entries fetched and not handed out yet: id, attempt, message.
-    buffer: VecDeque<(String, u32, Message)>,
+    /// When to ask for due retries, and for abandoned entries, next.
+    next_retry_check: Instant,
+    next_abandoned_check: Instant,
+    buffer: VecDeque<Fetched>,
     /// Entries fetched and not settled, kept from going idle so no other member claims them.
     leases: Arc<Leases<String>>,
     /// Destroy the group (and its retry set) on close.
@@ -85,9 +106,13 @@ impl RedisSubscription {
             consumer: format!("consumer-{}", uuid::Uuid::now_v7().simple()),
             delayed: format!("{}:delayed:{}", config.topic, config.consumer_group),
         });
-        let leases = renewed_leases(renewals, Arc::clone(&group), ack_deadline / 3);
+        let leases = renewed_leases(renewals.clone(), Arc::clone(&group), ack_deadline / 3);
+        let now = Instant::now();
         Self {
             conn,
+            settling: renewals,
+            next_retry_check: now,
+            next_abandoned_check: now,
             group,
             leases,
             ack_deadline,
@@ -99,17 +124,33 @@ impl RedisSubscription {
     }
 
     async fn fill(&mut self) -> Result<(), BusError> {
-        self.take_due_retries().await?;
-        if self.buffer.is_empty() {
+        let now = Instant::now();
+        if now >= self.next_retry_check {
+            let full = self.take_due_retries().await?;
+            // A full batch means more may be due.
+            if !full {
+                self.next_retry_check = now + RETRY_CHECK_EVERY;
+            }
+        }
+        if self.buffer.is_empty() && now >= self.next_abandoned_check {
             self.take_abandoned().await?;
+            // A scan that went round the whole group found nothing more for now.
+            if self.autoclaim_cursor == "0-0" {
+                self.next_abandoned_check = now + ABANDONED_CHECK_EVERY.min(self.ack_deadline);
+            }
         }
         if self.buffer.is_empty() {
             self.read_new().await?;
+            // After a read that waited, retries may have come due meanwhile.
+            if self.buffer.is_empty() {
+                self.next_retry_check = Instant::now();
+            }
         }
         Ok(())
     }
 
-    async fn take_due_retries(&mut self) -> Result<(), BusError> {
+    /// Takes the retries that are due; returns whether a full batch was due.
+    async fn take_due_retries(&mut self) -> Result<bool, BusError> {
         let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(&self.group.delayed)
             .arg("-inf")
@@ -120,6 +161,7 @@ impl RedisSubscription {
             .query_async(&mut self.conn)
             .await
             .map_err(redis_error)?;
+        let full = due.len() >= BATCH;
         for id in due {
             let owned: i64 = redis::cmd("ZREM")
                 .arg(&self.group.delayed)
@@ -143,7 +185,7 @@ impl RedisSubscription {
                 self.push_redelivered(entry).await?;
             }
         }
-        Ok(())
+        Ok(full)
     }
 
     async fn take_abandoned(&mut self) -> Result<(), BusError> {
@@ -191,7 +233,7 @@ impl RedisSubscription {
             .map_err(redis_error)?;
         for stream in reply.into_iter().flat_map(|r| r.keys) {
             for entry in stream.ids {
-                self.push(entry, 1);
+                self.push(entry, 1, false);
             }
         }
         Ok(())
@@ -208,21 +250,27 @@ impl RedisSubscription {
             .await
             .map_err(redis_error)?;
         let attempt = pending.ids.first().map_or(1, |p| p.times_delivered);
-        self.push(entry, u32::try_from(attempt).unwrap_or(u32::MAX));
+        self.push(entry, u32::try_from(attempt).unwrap_or(u32::MAX), true);
         Ok(())
     }
 
-    fn push(&mut self, entry: StreamId, attempt: u32) {
+    fn push(&mut self, entry: StreamId, attempt: u32, redelivered: bool) {
         self.leases.hold(entry.id.clone());
         let message = entry::message(&entry.map);
-        self.buffer.push_back((entry.id, attempt, message));
+        self.buffer.push_back(Fetched {
+            id: entry.id,
+            attempt,
+            message,
+            redelivered,
+        });
     }
 
-    fn settle(&self, id: String) -> RedisSettle {
+    fn settle(&self, id: String, redelivered: bool) -> RedisSettle {
         RedisSettle {
-            conn: self.conn.clone(),
+            conn: self.settling.clone(),
             group: Arc::clone(&self.group),
             id,
+            redelivered,
             leases: Arc::clone(&self.leases),
         }
     }
@@ -232,9 +280,11 @@ impl RedisSubscription {
 impl Subscription for RedisSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, BusError>> {
         loop {
-            if let Some((id, attempt, message)) = self.buffer.pop_front() {
-                let settle = self.settle(id);
-                return Some(Ok(Delivered::new(message, attempt, settle).boxed()));
+            if let Some(fetched) = self.buffer.pop_front() {
+                let settle = self.settle(fetched.id, fetched.redelivered);
+                return Some(Ok(
+                    Delivered::new(fetched.message, fetched.attempt, settle).boxed()
+                ));
             }
             if let Err(error) = self.fill().await {
                 return Some(Err(error));
@@ -243,14 +293,16 @@ impl Subscription for RedisSubscription {
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
-        let unhanded: Vec<String> = self.buffer.drain(..).map(|(id, _, _)| id).collect();
+        let unhanded: Vec<Fetched> = self.buffer.drain(..).collect();
         if self.ephemeral {
             // The instance's own group goes with it, entries it still held included.
             self.registration.take();
             return ephemeral::destroy(&mut self.conn, &self.group).await;
         }
-        for id in unhanded {
-            self.settle(id).retry_at(now_millis()).await?;
+        for fetched in unhanded {
+            self.settle(fetched.id, fetched.redelivered)
+                .retry_at(now_millis())
+                .await?;
         }
         Ok(())
     }
