@@ -214,22 +214,24 @@ impl KafkaSubscription {
         None
     }
 
-    /// The next ready record that still belongs to this member.
+    /// The next ready record that still belongs to this member. A record read before its
+    /// partition was revoked belongs to it again when the partition came back: librdkafka may
+    /// go on from where it had fetched rather than from the committed offset, so the record
+    /// is handed out in the new assignment instead of being dropped.
     fn pop_ready(&mut self) -> Option<Pending> {
-        while let Some(pending) = self.ready.pop_front() {
-            let current = self
-                .member
-                .tracker
-                .lock()
-                .expect("offset tracker")
-                .is_current(
-                    &pending.position.topic,
-                    pending.position.partition,
-                    pending.position.generation,
-                );
-            if current {
+        while let Some(mut pending) = self.ready.pop_front() {
+            let mut tracker = self.member.tracker.lock().expect("offset tracker");
+            let position = &pending.position;
+            if tracker.is_current(&position.topic, position.partition, position.generation) {
                 return Some(pending);
             }
+            if let Some(generation) =
+                tracker.received(&position.topic, position.partition, position.offset)
+            {
+                pending.position.generation = generation;
+                return Some(pending);
+            }
+            drop(tracker);
             // Its partition went to another member, which receives it again.
             self.release(pending.message.key.clone());
         }
