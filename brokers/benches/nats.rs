@@ -18,48 +18,20 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
-use common::{event, event_number};
+use common::{Counter, event, event_number};
 use event_bus_brokers::nats::{NatsBroker, NatsOptions};
 use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use futures::StreamExt;
-use tokio::sync::Notify;
 
 const ROUNDS: usize = 7;
 const EVENTS: u64 = 20_000;
 const PUBLISHERS: u64 = 16;
 const MEMBERS: usize = 4;
 const IN_FLIGHT: usize = 32;
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Counts handled events and wakes the waiter once all of a round's are in.
-#[derive(Default)]
-struct Counter {
-    handled: AtomicU64,
-    done: Notify,
-}
-
-impl Counter {
-    fn handled(&self) {
-        if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == EVENTS {
-            self.done.notify_one();
-        }
-    }
-
-    async fn wait_for_all(&self) {
-        tokio::time::timeout(TIMEOUT, async {
-            while self.handled.load(Ordering::SeqCst) < EVENTS {
-                self.done.notified().await;
-            }
-        })
-        .await
-        .expect("every event handled in time");
-    }
-}
 
 fn settings(prefix: &str) -> BusSettings {
     BusSettings::from_vars([("EVENT_BUS_TOPIC_PREFIX", prefix)]).expect("settings")
@@ -192,7 +164,7 @@ async fn bus_consume(url: &str, prefix: &str) -> f64 {
     raw_stream(&jetstream, &config.topic).await;
     fill(&jetstream, &config.topic).await;
 
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter::new(EVENTS));
     let started = Instant::now();
     for _ in 0..MEMBERS {
         let counter = Arc::clone(&counter);
@@ -216,7 +188,7 @@ async fn raw_consume(url: &str, name: &str) -> f64 {
     let stream = raw_stream(&jetstream, name).await;
     fill(&jetstream, name).await;
 
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter::new(EVENTS));
     let started = Instant::now();
     let consumer: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {

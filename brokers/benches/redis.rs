@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Clock, Measured, event, event_number, print_table, run};
+use common::{Clock, Measured, event, event_number, print_table, run, xadd};
 use event_bus_brokers::redis::{RedisBroker, RedisOptions};
 use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use redis::streams::StreamReadReply;
@@ -128,18 +128,10 @@ async fn through_the_raw_client(url: &str, stream: &str) -> Measured {
     };
     let measured = run(&clock, async |n| {
         let message: Message = event(n).to_message().expect("encode");
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(stream)
-            .arg("*")
-            .arg("payload")
-            .arg(message.payload.as_ref());
-        if let Some(key) = &message.key {
-            cmd.arg("key").arg(key);
-        }
-        for (name, value) in &message.headers {
-            cmd.arg(format!("h:{name}")).arg(value);
-        }
-        let _: String = cmd.query_async(&mut publisher).await.expect("xadd");
+        let _: String = xadd(stream, &message)
+            .query_async(&mut publisher)
+            .await
+            .expect("xadd");
     })
     .await;
     stop.notify_one();

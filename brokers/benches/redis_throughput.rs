@@ -28,16 +28,14 @@ mod common;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::event;
+use common::{Counter, event, xadd};
 use event_bus_brokers::redis::{RedisBroker, RedisOptions};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, Message, handler_fn};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, handler_fn};
 use omniqueue::backends::{RedisBackend, RedisConfig};
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
-use tokio::sync::Notify;
 
 const ROUNDS: usize = 5;
 const EVENTS: u64 = 20_000;
@@ -48,32 +46,6 @@ const MEMBERS: usize = 4;
 /// Entries one member reads at a time, and handles at once.
 const READ: usize = 16;
 const GROUP: &str = "bench";
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Counts handled events and wakes the waiter once all of a round's are in.
-#[derive(Default)]
-struct Counter {
-    handled: AtomicU64,
-    done: Notify,
-}
-
-impl Counter {
-    fn handled(&self) {
-        if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == EVENTS {
-            self.done.notify_one();
-        }
-    }
-
-    async fn wait_for_all(&self) {
-        tokio::time::timeout(TIMEOUT, async {
-            while self.handled.load(Ordering::SeqCst) < EVENTS {
-                self.done.notified().await;
-            }
-        })
-        .await
-        .expect("every event handled in time");
-    }
-}
 
 /// The keys one round of one side uses.
 struct Keys {
@@ -197,7 +169,7 @@ async fn bus_consume(url: &str, prefix: &str) -> f64 {
     for _ in 0..MEMBERS {
         members.push(bus(url, prefix).await);
     }
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter::new(EVENTS));
     let started = Instant::now();
     for member in &members {
         let config = member
@@ -224,22 +196,6 @@ async fn connection(url: &str) -> MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("connect")
-}
-
-/// `XADD` of `message` with the fields the bus writes: `payload`, `key`, `h:{name}`.
-fn xadd(stream: &str, message: &Message) -> redis::Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(stream)
-        .arg("*")
-        .arg("payload")
-        .arg(message.payload.as_ref());
-    if let Some(key) = &message.key {
-        cmd.arg("key").arg(key);
-    }
-    for (name, value) in &message.headers {
-        cmd.arg(format!("h:{name}")).arg(value);
-    }
-    cmd
 }
 
 async fn raw_publish(url: &str, stream: &str) -> f64 {
@@ -340,7 +296,7 @@ async fn raw_consume(url: &str, stream: &str) -> f64 {
     for _ in 0..MEMBERS {
         conns.push(connection(url).await);
     }
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter::new(EVENTS));
     let started = Instant::now();
     create_group(&mut conns[0], stream).await;
     let members: Vec<_> = conns
@@ -413,7 +369,7 @@ async fn omniqueue_consume(url: &str, queue: &str) -> f64 {
         );
     }
     let mut conn = connection(url).await;
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter::new(EVENTS));
     let started = Instant::now();
     create_group(&mut conn, queue).await;
     let members: Vec<_> = consumers

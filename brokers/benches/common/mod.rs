@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use event_bus_core::EventEnvelope;
@@ -141,4 +142,56 @@ pub fn print_table(backend: &str, bus: &Measured, raw: &Measured) {
         raw.p99.as_micros() as f64,
         "",
     );
+}
+
+/// Counts handled events and wakes the waiter once all of a round's are in.
+pub struct Counter {
+    expected: u64,
+    handled: AtomicU64,
+    done: Notify,
+}
+
+impl Counter {
+    /// A counter that is done after `expected` events.
+    pub fn new(expected: u64) -> Self {
+        Self {
+            expected,
+            handled: AtomicU64::new(0),
+            done: Notify::new(),
+        }
+    }
+
+    pub fn handled(&self) {
+        if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
+            self.done.notify_one();
+        }
+    }
+
+    pub async fn wait_for_all(&self) {
+        tokio::time::timeout(Duration::from_secs(120), async {
+            while self.handled.load(Ordering::SeqCst) < self.expected {
+                self.done.notified().await;
+            }
+        })
+        .await
+        .expect("every event handled in time");
+    }
+}
+
+/// The raw `XADD` of `message` with the fields the Redis backend writes: `payload`, `key`,
+/// `h:{name}`.
+#[cfg(feature = "redis")]
+pub fn xadd(stream: &str, message: &event_bus_core::Message) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream)
+        .arg("*")
+        .arg("payload")
+        .arg(message.payload.as_ref());
+    if let Some(key) = &message.key {
+        cmd.arg("key").arg(key);
+    }
+    for (name, value) in &message.headers {
+        cmd.arg(format!("h:{name}")).arg(value);
+    }
+    cmd
 }
