@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
-use common::{Counter, event, event_number};
+use common::{Counter, event, event_number, publish_rate};
 use event_bus_brokers::nats::{NatsBroker, NatsOptions};
 use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use futures::StreamExt;
@@ -44,34 +44,11 @@ async fn bus(url: &str, prefix: &str) -> EventBus {
     EventBus::new(Arc::new(broker), settings)
 }
 
-/// Events per second of `EVENTS` published by `PUBLISHERS` tasks sharing `publish`.
-async fn publish_rate<F, Fut>(publish: F) -> f64
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let started = Instant::now();
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|first| {
-            let publish = publish.clone();
-            tokio::spawn(async move {
-                for n in (first..EVENTS).step_by(PUBLISHERS as usize) {
-                    publish(n).await;
-                }
-            })
-        })
-        .collect();
-    for publisher in publishers {
-        publisher.await.expect("publisher");
-    }
-    EVENTS as f64 / started.elapsed().as_secs_f64()
-}
-
 async fn bus_publish(url: &str, prefix: &str) -> f64 {
     let bus = Arc::new(bus(url, prefix).await);
     // Creates the topic's stream before the clock starts.
     bus.publish(&event(EVENTS)).await.expect("warm up");
-    let rate = publish_rate({
+    let rate = publish_rate(EVENTS, PUBLISHERS, {
         let bus = Arc::clone(&bus);
         move |n| {
             let bus = Arc::clone(&bus);
@@ -122,7 +99,7 @@ async fn raw_publish(url: &str, name: &str) -> f64 {
     let jetstream = jetstream::new(client);
     raw_stream(&jetstream, name).await;
     let subject: Arc<str> = name.into();
-    publish_rate(move |n| {
+    publish_rate(EVENTS, PUBLISHERS, move |n| {
         let (jetstream, subject) = (jetstream.clone(), Arc::clone(&subject));
         async move { raw_publish_one(&jetstream, &subject, n).await }
     })

@@ -30,7 +30,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Counter, event, xadd};
+use common::{Counter, concurrent_rate, event, publish_rate, xadd};
 use event_bus_brokers::redis::{RedisBroker, RedisOptions};
 use event_bus_core::{BusSettings, EventBus, EventEnvelope, handler_fn};
 use omniqueue::backends::{RedisBackend, RedisConfig};
@@ -65,51 +65,22 @@ impl Keys {
     }
 }
 
-/// Events per second of `EVENTS` published one at a time by `PUBLISHERS` tasks.
-async fn publish_rate<F, Fut>(publish: F) -> f64
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let started = Instant::now();
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|first| {
-            let publish = publish.clone();
-            tokio::spawn(async move {
-                for n in (first..EVENTS).step_by(PUBLISHERS as usize) {
-                    publish(n).await;
-                }
-            })
-        })
-        .collect();
-    for publisher in publishers {
-        publisher.await.expect("publisher");
-    }
-    EVENTS as f64 / started.elapsed().as_secs_f64()
-}
-
 /// Events per second of `EVENTS` published in batches of `BATCH` by `BATCH_PUBLISHERS` tasks.
 async fn batch_rate<F, Fut>(publish: F) -> f64
 where
     F: Fn(Range<u64>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let started = Instant::now();
-    let publishers: Vec<_> = (0..BATCH_PUBLISHERS)
-        .map(|publisher| {
-            let publish = publish.clone();
-            tokio::spawn(async move {
-                let step = (BATCH * BATCH_PUBLISHERS) as usize;
-                for first in (publisher * BATCH..EVENTS).step_by(step) {
-                    publish(first..(first + BATCH).min(EVENTS)).await;
-                }
-            })
-        })
-        .collect();
-    for publisher in publishers {
-        publisher.await.expect("publisher");
-    }
-    EVENTS as f64 / started.elapsed().as_secs_f64()
+    concurrent_rate(EVENTS, BATCH_PUBLISHERS, |publisher| {
+        let publish = publish.clone();
+        async move {
+            let step = (BATCH * BATCH_PUBLISHERS) as usize;
+            for first in (publisher * BATCH..EVENTS).step_by(step) {
+                publish(first..(first + BATCH).min(EVENTS)).await;
+            }
+        }
+    })
+    .await
 }
 
 fn settings(url: &str, prefix: &str) -> BusSettings {
@@ -131,7 +102,7 @@ async fn bus(url: &str, prefix: &str) -> EventBus {
 
 async fn bus_publish(url: &str, prefix: &str) -> f64 {
     let bus = Arc::new(bus(url, prefix).await);
-    let rate = publish_rate({
+    let rate = publish_rate(EVENTS, PUBLISHERS, {
         let bus = Arc::clone(&bus);
         move |n| {
             let bus = Arc::clone(&bus);
@@ -201,7 +172,7 @@ async fn connection(url: &str) -> MultiplexedConnection {
 async fn raw_publish(url: &str, stream: &str) -> f64 {
     let conn = connection(url).await;
     let stream: Arc<str> = stream.into();
-    publish_rate(move |n| {
+    publish_rate(EVENTS, PUBLISHERS, move |n| {
         let (mut conn, stream) = (conn.clone(), Arc::clone(&stream));
         async move {
             let message = event(n).to_message().expect("encode");
@@ -347,7 +318,7 @@ async fn omniqueue_publish(url: &str, queue: &str) -> f64 {
             .await
             .expect("producer"),
     );
-    publish_rate(move |n| {
+    publish_rate(EVENTS, PUBLISHERS, move |n| {
         let producer = Arc::clone(&producer);
         async move {
             let message = event(n).to_message().expect("encode");

@@ -195,3 +195,35 @@ pub fn xadd(stream: &str, message: &event_bus_core::Message) -> redis::Cmd {
     }
     cmd
 }
+
+/// Events per second when `tasks` concurrent tasks, each started with its index, together
+/// handle `events` events.
+pub async fn concurrent_rate<F, Fut>(events: u64, tasks: u64, task: F) -> f64
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let started = Instant::now();
+    let running: Vec<_> = (0..tasks).map(|index| tokio::spawn(task(index))).collect();
+    for task in running {
+        task.await.expect("task");
+    }
+    events as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Events per second of `events` published one at a time, in turn, by `publishers` tasks.
+pub async fn publish_rate<F, Fut>(events: u64, publishers: u64, publish: F) -> f64
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    concurrent_rate(events, publishers, |first| {
+        let publish = publish.clone();
+        async move {
+            for n in (first..events).step_by(publishers as usize) {
+                publish(n).await;
+            }
+        }
+    })
+    .await
+}
