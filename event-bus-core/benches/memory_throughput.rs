@@ -20,7 +20,7 @@ const PUBLISHERS: usize = 8;
 /// Consumers: members of the bus's group, or tasks taking from the raw channel.
 const CONSUMERS: usize = 4;
 /// Rounds of each side.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 fn event(publisher: usize, n: usize) -> EventEnvelope {
     let payload = serde_json::json!({ "order": n, "publisher": publisher, "total": "12.50" });
@@ -36,8 +36,9 @@ async fn wait_until(handled: &AtomicUsize, count: usize) {
 }
 
 /// Events per second through the bus: `PUBLISHERS` tasks publish, `CONSUMERS` members of one
-/// group handle (the bus decodes each delivery and acknowledges it).
-async fn through_the_bus() -> f64 {
+/// group handle (the bus decodes each delivery and acknowledges it). With `dedup`, each member
+/// claims and completes each event's idempotency key in its in-process store, as by default.
+async fn through_the_bus(dedup: bool) -> f64 {
     let broker = InMemoryBroker::new();
     let bus = Arc::new(EventBus::new(
         Arc::new(broker.clone()),
@@ -46,7 +47,10 @@ async fn through_the_bus() -> f64 {
     let handled = Arc::new(AtomicUsize::new(0));
     let mut members = Vec::new();
     for _ in 0..CONSUMERS {
-        let member = EventBus::new(Arc::new(broker.connect()), BusSettings::default());
+        let mut member = EventBus::new(Arc::new(broker.connect()), BusSettings::default());
+        if !dedup {
+            member = member.with_dedup_store(None);
+        }
         let counter = Arc::clone(&handled);
         let handler = handler_fn(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
@@ -120,23 +124,52 @@ fn median_and_spread(mut rates: Vec<f64>) -> (f64, f64, f64) {
     (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
 }
 
+/// What one round measures.
+#[derive(Clone, Copy)]
+enum Side {
+    Bus,
+    BusWithoutDedup,
+    Channel,
+}
+
+const SIDES: [Side; 3] = [Side::Bus, Side::BusWithoutDedup, Side::Channel];
+
+impl Side {
+    async fn rate(self) -> f64 {
+        match self {
+            Side::Bus => through_the_bus(true).await,
+            Side::BusWithoutDedup => through_the_bus(false).await,
+            Side::Channel => through_a_channel().await,
+        }
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(through_the_bus());
-    let (mut bus, mut raw) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        bus.push(runtime.block_on(through_the_bus()));
-        raw.push(runtime.block_on(through_a_channel()));
+    runtime.block_on(through_the_bus(true));
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for round in 0..ROUNDS {
+        // Each side goes first in turn.
+        for i in 0..SIDES.len() {
+            let side = (round + i) % SIDES.len();
+            rates[side].push(runtime.block_on(SIDES[side].rate()));
+        }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "{EVENTS} events, {PUBLISHERS} publishers, {CONSUMERS} consumers, {ROUNDS} interleaved rounds; load {load}"
     );
-    let (bus_median, bus_low, bus_high) = median_and_spread(bus);
-    let (raw_median, raw_low, raw_high) = median_and_spread(raw);
-    println!("| | events/s (median) | spread |");
-    println!("|---|---|---|");
-    println!("| bus | {bus_median:.0} | {bus_low:.0}–{bus_high:.0} |");
-    println!("| tokio channel + encode/decode | {raw_median:.0} | {raw_low:.0}–{raw_high:.0} |");
-    println!("bus/raw: {:.2}", bus_median / raw_median);
+    let [bus, plain, raw] = rates.map(median_and_spread);
+    println!("| | events/s (median) | spread | ratio to the channel |");
+    println!("|---|---|---|---|");
+    for (name, (median, low, high)) in [
+        ("bus (idempotency on, the default)", bus),
+        ("bus, idempotency off", plain),
+        ("tokio channel + encode/decode", raw),
+    ] {
+        println!(
+            "| {name} | {median:.0} | {low:.0}–{high:.0} | {:.2} |",
+            median / raw.0
+        );
+    }
 }

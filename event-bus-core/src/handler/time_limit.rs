@@ -50,7 +50,13 @@ pub struct HandlerTimedOut {
 #[async_trait]
 impl<H: Handler> Handler for TimeLimited<H> {
     async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
-        tokio::time::timeout(self.limit, self.inner.handle(event))
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let mut handled = self.inner.handle(event);
+        // A handler that finishes at its first poll needs no timer (a timer-wheel entry).
+        if let std::task::Poll::Ready(outcome) = futures::poll!(&mut handled) {
+            return outcome;
+        }
+        tokio::time::timeout_at(deadline, handled)
             .await
             .unwrap_or_else(|_| {
                 Err(HandlerError::retryable(HandlerTimedOut {

@@ -15,7 +15,7 @@ use crate::transport::Nack;
 /// The group's record of one offset in flight.
 pub(super) struct MemorySettle {
     pub(super) topic: Arc<Topic>,
-    pub(super) group: String,
+    pub(super) group: Arc<str>,
     pub(super) offset: usize,
     /// The group keeps per-key order, so an ack may release a message held behind this one.
     pub(super) ordering: bool,
@@ -26,7 +26,7 @@ impl MemorySettle {
     /// some: a message back in the queue, or (with ordering) one released by an ack.
     fn settle(&self, nack: Option<Nack>) {
         let change = |state: &mut TopicState| {
-            if let Some(group) = state.groups.get_mut(&self.group) {
+            if let Some(group) = state.groups.get_mut(&*self.group) {
                 match nack {
                     None => group.ack(self.offset),
                     Some(nack) => group.nack(self.offset, nack, Instant::now()),

@@ -1,7 +1,9 @@
 //! One consumer group's view of a topic log: what is delivered, in flight, or waiting.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::log::Log;
@@ -17,6 +19,8 @@ pub(super) struct GroupState {
     waiting: BTreeMap<usize, Option<Instant>>,
     in_flight: HashSet<usize>,
     attempts: HashMap<usize, u32>,
+    /// Wakes one waiting member when a message arrives (a permit is kept if none waits).
+    pub(super) arrivals: Arc<Notify>,
 }
 
 /// What the group should do next.

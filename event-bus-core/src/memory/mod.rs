@@ -70,12 +70,12 @@ impl InMemoryBroker {
 
     fn topic(&self, name: &str) -> Arc<Topic> {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let retained = self.retained;
-        Arc::clone(
-            topics
-                .entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Topic::new(retained))),
-        )
+        if let Some(topic) = topics.get(name) {
+            return Arc::clone(topic);
+        }
+        let topic = Arc::new(Topic::new(self.retained));
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        topic
     }
 
     /// The messages `topic` still holds, oldest first: those some group has not settled and
@@ -119,7 +119,7 @@ impl InMemoryBroker {
         let topic = self.topic(topic);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let changed = topic.changed();
+            let changed = topic.next_publish();
             {
                 let state = topic.lock();
                 if state.log.end() >= count {
@@ -135,10 +135,7 @@ impl InMemoryBroker {
 impl Publisher for InMemoryBroker {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), BusError> {
         self.closed.ensure_open("publisher")?;
-        self.topic(topic).update(|state| {
-            state.log.push(message);
-            state.trim();
-        });
+        self.topic(topic).publish(message);
         Ok(())
     }
 
@@ -158,7 +155,7 @@ impl Subscriber for InMemoryBroker {
         topic.lock().group(&config.consumer_group);
         Ok(Box::new(MemorySubscription {
             topic,
-            group: config.consumer_group.clone(),
+            group: config.consumer_group.as_str().into(),
             ordering: config.ordering,
             ephemeral: config.ephemeral,
         }))

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::delivery::MemorySettle;
-use super::group::{Dispatch, GroupState};
-use super::topic::Topic;
+use super::group::Dispatch;
+use super::topic::{Topic, group_of};
 use crate::error::BusError;
 use crate::kit::Delivered;
 use crate::transport::{Delivery, Subscription};
@@ -15,20 +16,17 @@ use crate::transport::{Delivery, Subscription};
 /// Competes with the other members of its group for the topic's messages.
 pub(super) struct MemorySubscription {
     pub(super) topic: Arc<Topic>,
-    pub(super) group: String,
+    pub(super) group: Arc<str>,
     pub(super) ordering: bool,
     pub(super) ephemeral: bool,
 }
 
 impl MemorySubscription {
-    fn try_take(&self) -> Result<Delivered<MemorySettle>, Option<Instant>> {
+    /// The next delivery, or when to look again (besides on a wake-up from `arrivals`).
+    fn try_take(&self) -> Result<Delivered<MemorySettle>, (Option<Instant>, Arc<Notify>)> {
         let mut state = self.topic.lock();
         let state = &mut *state;
-        let start = state.log.start();
-        let group = state
-            .groups
-            .entry(self.group.clone())
-            .or_insert_with(|| GroupState::starting_at(start));
+        let group = group_of(&mut state.groups, &self.group, state.log.start());
         match group.dispatch(&state.log, self.ordering, Instant::now()) {
             Dispatch::Deliver { offset, attempt } => Ok(Delivered::new(
                 state
@@ -39,12 +37,12 @@ impl MemorySubscription {
                 attempt,
                 MemorySettle {
                     topic: Arc::clone(&self.topic),
-                    group: self.group.clone(),
+                    group: Arc::clone(&self.group),
                     offset,
                     ordering: self.ordering,
                 },
             )),
-            Dispatch::Wait(wake) => Err(wake),
+            Dispatch::Wait(wake) => Err((wake, Arc::clone(&group.arrivals))),
         }
     }
 }
@@ -56,13 +54,19 @@ impl Subscription for MemorySubscription {
             let changed = self.topic.changed();
             match self.try_take() {
                 Ok(delivery) => return Some(Ok(delivery.boxed())),
-                Err(Some(wake)) => {
+                Err((wake, arrivals)) => {
+                    let due = async {
+                        match wake {
+                            Some(wake) => tokio::time::sleep_until(wake).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         () = changed => {}
-                        () = tokio::time::sleep_until(wake) => {}
+                        () = arrivals.notified() => {}
+                        () = due => {}
                     }
                 }
-                Err(None) => changed.await,
             }
         }
     }
@@ -70,7 +74,7 @@ impl Subscription for MemorySubscription {
     async fn close(self: Box<Self>) -> Result<(), BusError> {
         if self.ephemeral {
             let mut state = self.topic.lock();
-            state.groups.remove(&self.group);
+            state.groups.remove(&*self.group);
             state.trim();
         }
         Ok(())

@@ -8,11 +8,14 @@ use tokio::sync::Notify;
 
 use super::group::GroupState;
 use super::log::Log;
+use crate::message::Message;
 
-/// An in-memory topic; every change wakes the subscriptions waiting on it.
+/// An in-memory topic. A publish wakes one waiting member of each group; a settle that may
+/// free a message wakes every waiting member.
 pub(super) struct Topic {
     state: Mutex<TopicState>,
     changed: Notify,
+    published: Notify,
 }
 
 /// The log and the groups reading it.
@@ -26,10 +29,16 @@ pub(super) struct TopicState {
 impl TopicState {
     /// The group's state, a new group starting at the oldest message held.
     pub(super) fn group(&mut self, name: &str) -> &mut GroupState {
-        let start = self.log.start();
-        self.groups
-            .entry(name.to_owned())
-            .or_insert_with(|| GroupState::starting_at(start))
+        group_of(&mut self.groups, name, self.log.start())
+    }
+
+    /// Appends `message`, trims, and wakes one waiting member of each group.
+    pub(super) fn append(&mut self, message: Message) {
+        self.log.push(message);
+        self.trim();
+        for group in self.groups.values() {
+            group.arrivals.notify_one();
+        }
     }
 
     /// Drops the messages that every group has settled and that are older than the latest
@@ -42,6 +51,18 @@ impl TopicState {
     }
 }
 
+/// The state of group `name` in `groups`, a new group starting at `start`.
+pub(super) fn group_of<'a>(
+    groups: &'a mut HashMap<String, GroupState>,
+    name: &str,
+    start: usize,
+) -> &'a mut GroupState {
+    if !groups.contains_key(name) {
+        groups.insert(name.to_owned(), GroupState::starting_at(start));
+    }
+    groups.get_mut(name).expect("inserted above")
+}
+
 impl Topic {
     /// An empty topic that keeps the latest `retained` settled messages.
     pub(super) fn new(retained: usize) -> Self {
@@ -52,12 +73,24 @@ impl Topic {
                 retained,
             }),
             changed: Notify::new(),
+            published: Notify::new(),
         }
     }
 
     /// Locks the topic for reading or changing.
     pub(super) fn lock(&self) -> MutexGuard<'_, TopicState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `message` to the log and wakes who waits for it.
+    pub(super) fn publish(&self, message: Message) {
+        self.lock().append(message);
+        self.published.notify_waiters();
+    }
+
+    /// A future that completes at the next publish; it counts from the moment it is created.
+    pub(super) fn next_publish(&self) -> tokio::sync::futures::Notified<'_> {
+        self.published.notified()
     }
 
     /// Changes the topic and wakes every waiting subscription.
@@ -67,7 +100,8 @@ impl Topic {
         result
     }
 
-    /// A future that completes at the next change; it counts from the moment it is created.
+    /// A future that completes at the next settle that may free a message; it counts from the
+    /// moment it is created.
     pub(super) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
     }
