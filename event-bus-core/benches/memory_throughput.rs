@@ -4,7 +4,9 @@
 //! of one group, each acknowledging its deliveries), interleaved rounds; median and spread of
 //! each side and the ratio bus/raw.
 //!
-//! `cargo bench -p event-bus-core --bench memory_throughput`
+//! `cargo bench -p event-bus-core --bench memory_throughput`; with `BENCH_SIDE` set to `bus`,
+//! `bus-without-dedup` or `channel`, one round of that side alone, for a profiler (such as
+//! `valgrind --tool=callgrind`, whose instruction counts a noisy machine does not move).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,6 +137,14 @@ enum Side {
 const SIDES: [Side; 3] = [Side::Bus, Side::BusWithoutDedup, Side::Channel];
 
 impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Bus => "bus",
+            Side::BusWithoutDedup => "bus-without-dedup",
+            Side::Channel => "channel",
+        }
+    }
+
     async fn rate(self) -> f64 {
         match self {
             Side::Bus => through_the_bus(true).await,
@@ -146,6 +156,14 @@ impl Side {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if let Ok(name) = std::env::var("BENCH_SIDE") {
+        let side = SIDES
+            .into_iter()
+            .find(|side| side.name() == name)
+            .expect("BENCH_SIDE is bus, bus-without-dedup or channel");
+        println!("{name}: {:.0} events/s", runtime.block_on(side.rate()));
+        return;
+    }
     runtime.block_on(through_the_bus(true));
     let mut rates: [Vec<f64>; 3] = Default::default();
     for round in 0..ROUNDS {

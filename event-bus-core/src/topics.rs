@@ -31,7 +31,11 @@ impl TopicNames {
 
     /// Topic of an event type: `user.registered` becomes `{prefix}-user-registered`.
     pub fn topic(&self, event_type: &str) -> String {
-        format!("{}-{}", self.topic_prefix, dashed(event_type))
+        let mut topic = String::with_capacity(self.topic_prefix.len() + 1 + event_type.len());
+        topic.push_str(&self.topic_prefix);
+        topic.push('-');
+        topic.extend(event_type.chars().map(dash));
+        topic
     }
 
     /// Default subscription (consumer group) of an event type.
@@ -56,7 +60,12 @@ impl TopicNames {
 }
 
 fn dashed(name: &str) -> String {
-    name.replace(['.', '_', ' '], "-")
+    name.chars().map(dash).collect()
+}
+
+/// `.`, `_` and space become `-`; other characters stay.
+fn dash(c: char) -> char {
+    if matches!(c, '.' | '_' | ' ') { '-' } else { c }
 }
 
 #[cfg(test)]

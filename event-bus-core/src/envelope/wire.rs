@@ -26,6 +26,8 @@ pub mod headers {
     pub const CONTENT_TYPE: &str = "content-type";
     /// Prefix of a CloudEvents attribute carried as a header (`ce_id`, `ce_source`, ...).
     pub const ATTRIBUTE_PREFIX: &str = "ce_";
+    /// The binary-mode `specversion` attribute, whose presence marks a binary-mode message.
+    pub const SPEC_VERSION: &str = "ce_specversion";
     /// Content type of a structured-mode body (the prefix `application/cloudevents` is what
     /// marks structured mode).
     pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -168,18 +170,13 @@ impl EventEnvelope {
 
 /// The content mode a received message is in.
 pub fn content_mode(message: &Message) -> ContentMode {
+    const STRUCTURED: &str = "application/cloudevents";
     let structured = message
         .headers
         .get(headers::CONTENT_TYPE)
-        .is_some_and(|content_type| {
-            content_type
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/cloudevents")
-        });
-    let binary = message
-        .headers
-        .contains_key(&format!("{}specversion", headers::ATTRIBUTE_PREFIX));
+        .and_then(|content_type| content_type.trim_start().get(..STRUCTURED.len()))
+        .is_some_and(|start| start.eq_ignore_ascii_case(STRUCTURED));
+    let binary = message.headers.contains_key(headers::SPEC_VERSION);
     if binary && !structured {
         ContentMode::Binary
     } else {

@@ -94,7 +94,11 @@ impl<H: Handler> Idempotent<H> {
 #[async_trait]
 impl<H: Handler> Handler for Idempotent<H> {
     async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
-        let scoped_key = format!("{}/{}", self.layer.scope, event.idempotency_key);
+        let (scope, event_key) = (&self.layer.scope, &event.idempotency_key);
+        let mut scoped_key = String::with_capacity(scope.len() + 1 + event_key.len());
+        scoped_key.push_str(scope);
+        scoped_key.push('/');
+        scoped_key.push_str(event_key);
         let key = scoped_key.as_str();
         let store = &self.layer.store;
         match store

@@ -44,6 +44,9 @@ impl TopicState {
     /// Drops the messages that every group has settled and that are older than the latest
     /// `retained`.
     pub(super) fn trim(&mut self) {
+        if self.log.end() - self.log.start() <= self.retained {
+            return;
+        }
         let unsettled = self.groups.values().map(GroupState::low_water).min();
         let old = self.log.end().saturating_sub(self.retained);
         self.log
