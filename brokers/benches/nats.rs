@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
-use common::{Counter, event, event_number, publish_rate};
+use common::{Counter, bus_publish_rate, event, event_number, publish_rate};
 use event_bus_brokers::nats::{NatsBroker, NatsOptions};
 use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use futures::StreamExt;
@@ -45,19 +45,10 @@ async fn bus(url: &str, prefix: &str) -> EventBus {
 }
 
 async fn bus_publish(url: &str, prefix: &str) -> f64 {
-    let bus = Arc::new(bus(url, prefix).await);
+    let bus = bus(url, prefix).await;
     // Creates the topic's stream before the clock starts.
     bus.publish(&event(EVENTS)).await.expect("warm up");
-    let rate = publish_rate(EVENTS, PUBLISHERS, {
-        let bus = Arc::clone(&bus);
-        move |n| {
-            let bus = Arc::clone(&bus);
-            async move { bus.publish(&event(n)).await.expect("publish") }
-        }
-    })
-    .await;
-    bus.shutdown().await.expect("shutdown");
-    rate
+    bus_publish_rate(bus, EVENTS).await
 }
 
 /// The NATS headers the bus writes for `message`.
@@ -153,8 +144,7 @@ async fn bus_consume(url: &str, prefix: &str) -> f64 {
             .await
             .expect("subscribe");
     }
-    counter.wait_for_all().await;
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+    let rate = counter.rate_since(started).await;
     bus.shutdown().await.expect("shutdown");
     rate
 }
@@ -202,8 +192,7 @@ async fn raw_consume(url: &str, name: &str) -> f64 {
             })
         })
         .collect();
-    counter.wait_for_all().await;
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+    let rate = counter.rate_since(started).await;
     for member in members {
         member.abort();
     }

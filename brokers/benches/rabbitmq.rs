@@ -11,14 +11,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Clock, Measured, event, event_number, print_table, run};
+use common::{Clock, Measured, amqp_consumer, event, event_number, print_table, run};
 use event_bus_brokers::rabbitmq::{RabbitMqBroker, RabbitMqOptions};
 use event_bus_core::{BusSettings, EventBus, Message, handler_fn};
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
@@ -109,19 +108,7 @@ async fn through_the_raw_client(url: &str, exchange: &str) -> Measured {
         .expect("bind");
 
     let consumer_channel = connection.create_channel().await.expect("channel");
-    consumer_channel
-        .basic_qos(16, BasicQosOptions::default())
-        .await
-        .expect("qos");
-    let mut consumer = consumer_channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let mut consumer = amqp_consumer(&consumer_channel, &queue, 16).await;
     let clock = Arc::new(Clock::default());
     let reading = {
         let clock = Arc::clone(&clock);

@@ -8,7 +8,8 @@
 //!   against a pipeline of 100 `XADD`s; omniqueue has no batch send);
 //! - consume: 4 members of one consumer group reading 16 entries at a time, each entry decoded
 //!   into an `EventEnvelope` and acknowledged on its own, the 16 of a read at once. Each side
-//!   consumes the stream its publish round wrote, so consuming is measured alone.
+//!   consumes the stream its publish round wrote, so consuming is measured alone, from the
+//!   first event handled to the last.
 //!
 //! Where omniqueue differs (its defaults, not choices of this bench): it stores only the
 //! payload and a `num_receives` field (no key, no headers); it acknowledges with `XACK` and
@@ -25,63 +26,23 @@
 
 mod common;
 
-use std::future::Future;
-use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use common::{Counter, concurrent_rate, event, publish_rate, xadd};
+use common::{
+    Counter, MEMBERS, PUBLISHERS, Prefixes, Side, Throughput, batch_rate, bus_batch_rate,
+    bus_consume_rate, bus_publish_rate, event, measure, omniqueue_consume_rate, publish_rate, xadd,
+};
 use event_bus_brokers::redis::{RedisBroker, RedisOptions};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, handler_fn};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope};
 use omniqueue::backends::{RedisBackend, RedisConfig};
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
 const ROUNDS: usize = 5;
 const EVENTS: u64 = 20_000;
-const PUBLISHERS: u64 = 64;
-const BATCH: u64 = 100;
-const BATCH_PUBLISHERS: u64 = 4;
-const MEMBERS: usize = 4;
 /// Entries one member reads at a time, and handles at once.
 const READ: usize = 16;
 const GROUP: &str = "bench";
-
-/// The keys one round of one side uses.
-struct Keys {
-    /// Bus: the topic prefix; raw and omniqueue: the stream's name.
-    name: String,
-    /// The same for the batch publish round.
-    batch: String,
-}
-
-impl Keys {
-    fn new(run: &str, round: usize, side: &str) -> Self {
-        let name = format!("bench-{run}-{round}-{side}");
-        Self {
-            batch: format!("{name}-batch"),
-            name,
-        }
-    }
-}
-
-/// Events per second of `EVENTS` published in batches of `BATCH` by `BATCH_PUBLISHERS` tasks.
-async fn batch_rate<F, Fut>(publish: F) -> f64
-where
-    F: Fn(Range<u64>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    concurrent_rate(EVENTS, BATCH_PUBLISHERS, |publisher| {
-        let publish = publish.clone();
-        async move {
-            let step = (BATCH * BATCH_PUBLISHERS) as usize;
-            for first in (publisher * BATCH..EVENTS).step_by(step) {
-                publish(first..(first + BATCH).min(EVENTS)).await;
-            }
-        }
-    })
-    .await
-}
 
 fn settings(url: &str, prefix: &str) -> BusSettings {
     BusSettings::from_vars([("EVENT_BUS_TOPIC_PREFIX", prefix), ("REDIS_EVENT_URL", url)])
@@ -100,65 +61,18 @@ async fn bus(url: &str, prefix: &str) -> EventBus {
     EventBus::new(Arc::new(broker), settings)
 }
 
-async fn bus_publish(url: &str, prefix: &str) -> f64 {
-    let bus = Arc::new(bus(url, prefix).await);
-    let rate = publish_rate(EVENTS, PUBLISHERS, {
-        let bus = Arc::clone(&bus);
-        move |n| {
-            let bus = Arc::clone(&bus);
-            async move { bus.publish(&event(n)).await.expect("publish") }
-        }
-    })
-    .await;
-    bus.shutdown().await.expect("shutdown");
-    rate
-}
-
-async fn bus_publish_batch(url: &str, prefix: &str) -> f64 {
-    let bus = Arc::new(bus(url, prefix).await);
-    let rate = batch_rate({
-        let bus = Arc::clone(&bus);
-        move |range| {
-            let bus = Arc::clone(&bus);
-            async move {
-                let events: Vec<EventEnvelope> = range.map(event).collect();
-                for outcome in bus.publish_batch(&events).await {
-                    outcome.expect("publish");
-                }
-            }
-        }
-    })
-    .await;
-    bus.shutdown().await.expect("shutdown");
-    rate
-}
-
-/// Each member is a bus of its own (its own broker and connections); the bus decodes each
-/// delivery before the handler sees it and acknowledges it after.
+/// Each member is a bus of its own (its own broker and connections).
 async fn bus_consume(url: &str, prefix: &str) -> f64 {
-    let mut members = Vec::with_capacity(MEMBERS);
-    for _ in 0..MEMBERS {
-        members.push(bus(url, prefix).await);
-    }
-    let counter = Arc::new(Counter::new(EVENTS));
-    let started = Instant::now();
-    for member in &members {
-        let config = member
-            .subscription("bench.event", GROUP)
-            .max_in_flight(READ);
-        let counter = Arc::clone(&counter);
-        let handler = handler_fn(move |_| {
-            counter.handled();
-            async { Ok(()) }
-        });
-        member.subscribe(config, handler).await.expect("subscribe");
-    }
-    counter.wait_for_all().await;
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-    for member in members {
-        member.shutdown().await.expect("shutdown");
-    }
-    rate
+    bus_consume_rate(
+        EVENTS,
+        async || bus(url, prefix).await,
+        |member| {
+            member
+                .subscription("bench.event", GROUP)
+                .max_in_flight(READ)
+        },
+    )
+    .await
 }
 
 async fn connection(url: &str) -> MultiplexedConnection {
@@ -188,7 +102,7 @@ async fn raw_publish(url: &str, stream: &str) -> f64 {
 async fn raw_publish_batch(url: &str, stream: &str) -> f64 {
     let conn = connection(url).await;
     let stream: Arc<str> = stream.into();
-    batch_rate(move |range| {
+    batch_rate(EVENTS, move |range| {
         let (mut conn, stream) = (conn.clone(), Arc::clone(&stream));
         async move {
             let mut pipe = redis::pipe();
@@ -268,7 +182,6 @@ async fn raw_consume(url: &str, stream: &str) -> f64 {
         conns.push(connection(url).await);
     }
     let counter = Arc::new(Counter::new(EVENTS));
-    let started = Instant::now();
     create_group(&mut conns[0], stream).await;
     let members: Vec<_> = conns
         .into_iter()
@@ -282,8 +195,7 @@ async fn raw_consume(url: &str, stream: &str) -> f64 {
             ))
         })
         .collect();
-    counter.wait_for_all().await;
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+    let rate = counter.rate_from_first().await;
     for member in members {
         member.abort();
     }
@@ -329,6 +241,7 @@ async fn omniqueue_publish(url: &str, queue: &str) -> f64 {
 }
 
 async fn omniqueue_consume(url: &str, queue: &str) -> f64 {
+    create_group(&mut connection(url).await, queue).await;
     let mut consumers = Vec::with_capacity(MEMBERS);
     for member in 0..MEMBERS {
         let config = omniqueue_config(url, queue, format!("omniqueue-{member}"), READ + 1);
@@ -339,80 +252,58 @@ async fn omniqueue_consume(url: &str, queue: &str) -> f64 {
                 .expect("consumer"),
         );
     }
-    let mut conn = connection(url).await;
-    let counter = Arc::new(Counter::new(EVENTS));
-    let started = Instant::now();
-    create_group(&mut conn, queue).await;
-    let members: Vec<_> = consumers
-        .into_iter()
-        .map(|mut consumer| {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                loop {
-                    let deliveries = consumer
-                        .receive_all(READ, Duration::from_millis(100))
-                        .await
-                        .expect("receive");
-                    let acks = deliveries.into_iter().map(|delivery| {
-                        let payload = delivery.borrow_payload().expect("a payload");
-                        let _: EventEnvelope = serde_json::from_slice(payload).expect("decode");
-                        counter.handled();
-                        async move {
-                            delivery
-                                .ack()
-                                .await
-                                .map_err(|(error, _)| error)
-                                .expect("ack")
-                        }
-                    });
-                    futures::future::join_all(acks).await;
-                }
-            })
-        })
-        .collect();
-    counter.wait_for_all().await;
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-    for member in members {
-        member.abort();
-    }
-    rate
+    omniqueue_consume_rate(EVENTS, consumers, READ).await
 }
 
-async fn delete(url: &str, keys: &[String]) {
-    let _: i64 = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut connection(url).await)
-        .await
-        .expect("delete bench keys");
+/// The Redis Streams backend, the raw client and omniqueue, on one server.
+struct Redis {
+    url: String,
+    /// Names this run's keys apart from any other's.
+    run: String,
 }
 
-#[derive(Clone, Copy)]
-enum Side {
-    Bus,
-    Raw,
-    Omniqueue,
-}
+impl Throughput for Redis {
+    type Round = Prefixes;
 
-const SIDES: [Side; 3] = [Side::Bus, Side::Raw, Side::Omniqueue];
+    const SIDES: &'static [Side] = &[Side::Bus, Side::Raw, Side::Omniqueue];
 
-impl Side {
-    fn index(self) -> usize {
-        self as usize
+    fn round(&self, round: usize, side: Side) -> Prefixes {
+        Prefixes::new(&self.run, round, side)
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Side::Bus => "bus",
-            Side::Raw => "raw",
-            Side::Omniqueue => "omniqueue",
+    async fn publish(&self, side: Side, keys: &Prefixes) -> f64 {
+        let url = &self.url;
+        match side {
+            Side::Bus => bus_publish_rate(bus(url, &keys.publish).await, EVENTS).await,
+            Side::Raw => raw_publish(url, &keys.publish).await,
+            Side::Omniqueue => omniqueue_publish(url, &keys.publish).await,
         }
     }
 
-    /// Every key this side's round may leave behind.
-    fn keys(self, url: &str, keys: &Keys) -> Vec<String> {
-        match self {
+    async fn publish_batch(&self, side: Side, keys: &Prefixes) -> Option<f64> {
+        let url = &self.url;
+        match side {
+            Side::Bus => Some(bus_batch_rate(bus(url, &keys.batch).await, EVENTS).await),
+            Side::Raw => Some(raw_publish_batch(url, &keys.batch).await),
+            Side::Omniqueue => None,
+        }
+    }
+
+    async fn consume(&self, side: Side, keys: &Prefixes) -> f64 {
+        let url = &self.url;
+        match side {
+            Side::Bus => bus_consume(url, &keys.publish).await,
+            Side::Raw => raw_consume(url, &keys.publish).await,
+            Side::Omniqueue => omniqueue_consume(url, &keys.publish).await,
+        }
+    }
+
+    /// Deletes every key the side's round may leave behind.
+    async fn delete(&self, side: Side, keys: &Prefixes) {
+        let url = &self.url;
+        let names = match side {
             Side::Bus => {
-                let topics = settings(url, &keys.name).topic_names();
+                let topics = settings(url, &keys.publish).topic_names();
                 let stream = topics.topic("bench.event");
                 let group = topics.handler_subscription("bench.event", GROUP);
                 vec![
@@ -421,134 +312,32 @@ impl Side {
                     bus_stream(url, &keys.batch),
                 ]
             }
-            Side::Raw => vec![keys.name.clone(), keys.batch.clone()],
+            Side::Raw => vec![keys.publish.clone(), keys.batch.clone()],
             Side::Omniqueue => vec![
-                keys.name.clone(),
-                format!("{}:delayed", keys.name),
-                format!("{}:delayed-lock", keys.name),
+                keys.publish.clone(),
+                format!("{}:delayed", keys.publish),
+                format!("{}:delayed-lock", keys.publish),
             ],
-        }
-    }
-
-    async fn publish(self, url: &str, keys: &Keys) -> f64 {
-        match self {
-            Side::Bus => bus_publish(url, &keys.name).await,
-            Side::Raw => raw_publish(url, &keys.name).await,
-            Side::Omniqueue => omniqueue_publish(url, &keys.name).await,
-        }
-    }
-
-    /// `None`: the side has no batch publish.
-    async fn publish_batch(self, url: &str, keys: &Keys) -> Option<f64> {
-        match self {
-            Side::Bus => Some(bus_publish_batch(url, &keys.batch).await),
-            Side::Raw => Some(raw_publish_batch(url, &keys.batch).await),
-            Side::Omniqueue => None,
-        }
-    }
-
-    async fn consume(self, url: &str, keys: &Keys) -> f64 {
-        match self {
-            Side::Bus => bus_consume(url, &keys.name).await,
-            Side::Raw => raw_consume(url, &keys.name).await,
-            Side::Omniqueue => omniqueue_consume(url, &keys.name).await,
-        }
-    }
-}
-
-/// Rates per side, in `SIDES` order.
-#[derive(Default)]
-struct Rates([Vec<f64>; 3]);
-
-impl Rates {
-    fn push(&mut self, side: Side, rate: f64) {
-        self.0[side.index()].push(rate);
-    }
-
-    /// Median, lowest and highest of `side`, if it was measured.
-    fn summary(&self, side: Side) -> Option<(f64, f64, f64)> {
-        let mut rates = self.0[side.index()].clone();
-        rates.sort_by(f64::total_cmp);
-        let median = *rates.get(rates.len() / 2)?;
-        Some((median, rates[0], rates[rates.len() - 1]))
-    }
-
-    fn row(&self, name: &str) -> String {
-        let cell = |side| match self.summary(side) {
-            Some((median, low, high)) => format!("{median:.0} ({low:.0}–{high:.0})"),
-            None => "—".to_owned(),
         };
-        let ratio = |other| match (self.summary(Side::Bus), self.summary(other)) {
-            (Some((bus, _, _)), Some((other, _, _))) => format!("{:.2}", bus / other),
-            _ => "—".to_owned(),
-        };
-        format!(
-            "| {name} | {} | {} | {} | {} | {} |",
-            cell(Side::Bus),
-            cell(Side::Raw),
-            cell(Side::Omniqueue),
-            ratio(Side::Raw),
-            ratio(Side::Omniqueue)
-        )
+        let _: i64 = redis::cmd("DEL")
+            .arg(names)
+            .query_async(&mut connection(url).await)
+            .await
+            .expect("delete bench keys");
     }
-}
-
-/// The sides in the order they go in `round`: each goes first in turn.
-fn order(round: usize) -> impl Iterator<Item = Side> {
-    (0..SIDES.len()).map(move |i| SIDES[(round + i) % SIDES.len()])
 }
 
 #[tokio::main]
 async fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let url =
-        std::env::var("REDIS_EVENT_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let run = uuid::Uuid::now_v7().simple().to_string();
-    let (mut publish, mut batch, mut consume) =
-        (Rates::default(), Rates::default(), Rates::default());
-    for round in 0..ROUNDS {
-        let keys = SIDES.map(|side| Keys::new(&run, round, side.name()));
-        for side in order(round) {
-            publish.push(side, side.publish(&url, &keys[side.index()]).await);
-        }
-        for side in order(round) {
-            if let Some(rate) = side.publish_batch(&url, &keys[side.index()]).await {
-                batch.push(side, rate);
-            }
-        }
-        for side in order(round) {
-            consume.push(side, side.consume(&url, &keys[side.index()]).await);
-        }
-        for side in SIDES {
-            delete(&url, &side.keys(&url, &keys[side.index()])).await;
-        }
-        eprintln!("round {} of {ROUNDS} done", round + 1);
-    }
-
-    println!(
-        "Redis Streams, {ROUNDS} interleaved rounds of {EVENTS} events of {} bytes; load average at start: {}",
-        event(0).to_message().expect("encode").size(),
-        load.trim()
-    );
-    println!();
-    println!(
-        "| events/s, median (lowest–highest) | bus | raw redis | omniqueue | bus/raw | bus/omniqueue |"
-    );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "{}",
-        publish.row(&format!("publish, {PUBLISHERS} concurrent publishers"))
-    );
-    println!(
-        "{}",
-        batch.row(&format!(
-            "publish_batch of {BATCH}, {BATCH_PUBLISHERS} concurrent publishers"
-        ))
-    );
-    println!(
-        "{}",
-        consume.row(&format!(
-            "consume, {MEMBERS} members acking, {READ} per read"
-        ))
+    let redis = Redis {
+        url: std::env::var("REDIS_EVENT_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        run: uuid::Uuid::now_v7().simple().to_string(),
+    };
+    measure(&redis, ROUNDS).await.print(
+        "Redis Streams",
+        EVENTS,
+        "raw redis",
+        &format!("acking, {READ} per read"),
     );
 }

@@ -2,11 +2,14 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use event_bus_core::EventEnvelope;
+use std::sync::Arc;
+
+use event_bus_core::{EventBus, EventEnvelope, SubscriptionConfig, handler_fn};
 use tokio::sync::Notify;
 
 pub const EVENTS: u64 = 10_000;
@@ -148,6 +151,8 @@ pub fn print_table(backend: &str, bus: &Measured, raw: &Measured) {
 pub struct Counter {
     expected: u64,
     handled: AtomicU64,
+    /// When the first event was handled.
+    first: OnceLock<Instant>,
     done: Notify,
 }
 
@@ -157,24 +162,44 @@ impl Counter {
         Self {
             expected,
             handled: AtomicU64::new(0),
+            first: OnceLock::new(),
             done: Notify::new(),
         }
     }
 
     pub fn handled(&self) {
+        self.first.get_or_init(Instant::now);
         if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
             self.done.notify_one();
         }
     }
 
+    /// Events per second from `started` until every event was handled.
+    pub async fn rate_since(&self, started: Instant) -> f64 {
+        self.wait_for_all().await;
+        self.expected as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// Events per second from the first event handled until every event was handled.
+    pub async fn rate_from_first(&self) -> f64 {
+        self.wait_for_all().await;
+        let first = *self.first.get().expect("an event handled");
+        self.expected as f64 / first.elapsed().as_secs_f64()
+    }
+
     pub async fn wait_for_all(&self) {
-        tokio::time::timeout(Duration::from_secs(120), async {
+        let all = tokio::time::timeout(Duration::from_secs(120), async {
             while self.handled.load(Ordering::SeqCst) < self.expected {
                 self.done.notified().await;
             }
         })
-        .await
-        .expect("every event handled in time");
+        .await;
+        assert!(
+            all.is_ok(),
+            "{} of {} events handled in time",
+            self.handled.load(Ordering::SeqCst),
+            self.expected
+        );
     }
 }
 
@@ -194,6 +219,30 @@ pub fn xadd(stream: &str, message: &event_bus_core::Message) -> redis::Cmd {
         cmd.arg(format!("h:{name}")).arg(value);
     }
     cmd
+}
+
+/// A consumer of `queue` on `channel`, which gets at most `prefetch` unacknowledged
+/// deliveries at a time.
+#[cfg(feature = "rabbitmq")]
+pub async fn amqp_consumer(
+    channel: &lapin::Channel,
+    queue: &str,
+    prefetch: u16,
+) -> lapin::Consumer {
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("consume")
 }
 
 /// Events per second when `tasks` concurrent tasks, each started with its index, together
@@ -226,4 +275,370 @@ where
         }
     })
     .await
+}
+
+/// Concurrent tasks publishing one event at a time in a throughput bench.
+pub const PUBLISHERS: u64 = 64;
+/// Events in one `publish_batch` of a throughput bench.
+pub const BATCH: u64 = 100;
+/// Concurrent tasks publishing batches in a throughput bench.
+pub const BATCH_PUBLISHERS: u64 = 4;
+/// Consumer-group members in a throughput bench.
+pub const MEMBERS: usize = 4;
+
+/// Events per second of `events` published through `bus` one at a time, in turn, by
+/// [`PUBLISHERS`] tasks; the bus is shut down after.
+pub async fn bus_publish_rate(bus: EventBus, events: u64) -> f64 {
+    let bus = Arc::new(bus);
+    let rate = publish_rate(events, PUBLISHERS, {
+        let bus = Arc::clone(&bus);
+        move |n| {
+            let bus = Arc::clone(&bus);
+            async move { bus.publish(&event(n)).await.expect("publish") }
+        }
+    })
+    .await;
+    bus.shutdown().await.expect("shutdown");
+    rate
+}
+
+/// Events per second of `events` published through `bus` with `publish_batch`, in batches of
+/// [`BATCH`] by [`BATCH_PUBLISHERS`] tasks; the bus is shut down after.
+pub async fn bus_batch_rate(bus: EventBus, events: u64) -> f64 {
+    let bus = Arc::new(bus);
+    let rate = batch_rate(events, {
+        let bus = Arc::clone(&bus);
+        move |range| {
+            let bus = Arc::clone(&bus);
+            async move {
+                let events: Vec<EventEnvelope> = range.map(event).collect();
+                for outcome in bus.publish_batch(&events).await {
+                    outcome.expect("publish");
+                }
+            }
+        }
+    })
+    .await;
+    bus.shutdown().await.expect("shutdown");
+    rate
+}
+
+/// Events per second of `events` handled by [`MEMBERS`] buses that `connect` makes, each
+/// subscribed to its `subscription` with a handler that only counts (the bus decodes each
+/// delivery before the handler sees it and acknowledges it after), from the first event
+/// handled to the last; the members subscribe at once and are shut down after.
+pub async fn bus_consume_rate(
+    events: u64,
+    connect: impl AsyncFn() -> EventBus,
+    subscription: impl Fn(&EventBus) -> SubscriptionConfig,
+) -> f64 {
+    let mut members = Vec::with_capacity(MEMBERS);
+    for _ in 0..MEMBERS {
+        members.push(connect().await);
+    }
+    let counter = Arc::new(Counter::new(events));
+    let subscribed = members.iter().map(|member| {
+        let counter = Arc::clone(&counter);
+        let handler = handler_fn(move |_| {
+            counter.handled();
+            async { Ok(()) }
+        });
+        member.subscribe(subscription(member), handler)
+    });
+    for subscribed in futures::future::join_all(subscribed).await {
+        subscribed.expect("subscribe");
+    }
+    let rate = counter.rate_from_first().await;
+    for member in members {
+        member.shutdown().await.expect("shutdown");
+    }
+    rate
+}
+
+/// Events per second of `events` published in batches of [`BATCH`] by [`BATCH_PUBLISHERS`]
+/// tasks, each batch given as the range of its event numbers.
+pub async fn batch_rate<F, Fut>(events: u64, publish: F) -> f64
+where
+    F: Fn(Range<u64>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    concurrent_rate(events, BATCH_PUBLISHERS, |publisher| {
+        let publish = publish.clone();
+        async move {
+            let step = (BATCH * BATCH_PUBLISHERS) as usize;
+            for first in (publisher * BATCH..events).step_by(step) {
+                publish(first..(first + BATCH).min(events)).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Events per second of `events` consumed by omniqueue's `consumers`, each reading up to
+/// `read` deliveries at a time, decoding each into an `EventEnvelope` and acknowledging the
+/// read's deliveries together, from the first event handled to the last.
+pub async fn omniqueue_consume_rate(
+    events: u64,
+    consumers: Vec<impl omniqueue::QueueConsumer + 'static>,
+    read: usize,
+) -> f64 {
+    let counter = Arc::new(Counter::new(events));
+    let members: Vec<_> = consumers
+        .into_iter()
+        .map(|mut consumer| {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                loop {
+                    let deliveries = consumer
+                        .receive_all(read, Duration::from_millis(100))
+                        .await
+                        .expect("receive");
+                    let acks = deliveries.into_iter().map(|delivery| {
+                        let payload = delivery.borrow_payload().expect("a payload");
+                        let _: EventEnvelope = serde_json::from_slice(payload).expect("decode");
+                        counter.handled();
+                        async move {
+                            delivery
+                                .ack()
+                                .await
+                                .map_err(|(error, _)| error)
+                                .expect("ack")
+                        }
+                    });
+                    futures::future::join_all(acks).await;
+                }
+            })
+        })
+        .collect();
+    let rate = counter.rate_from_first().await;
+    for member in members {
+        member.abort();
+    }
+    rate
+}
+
+/// One of the contenders of a throughput bench.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Side {
+    /// The event bus on the backend.
+    Bus,
+    /// The client library the backend is built on, doing the same work.
+    Raw,
+    /// `omniqueue`'s backend for the same broker.
+    Omniqueue,
+}
+
+impl Side {
+    /// The side's short name, in ratio headings and in the names of what it makes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Bus => "bus",
+            Side::Raw => "raw",
+            Side::Omniqueue => "omniqueue",
+        }
+    }
+}
+
+/// The names one side's round uses: `bench-{run}-{round}-{side}` for its publish case (whose
+/// events its consume case reads), the same with `-batch` for its batch case.
+pub struct Prefixes {
+    pub publish: String,
+    pub batch: String,
+}
+
+impl Prefixes {
+    pub fn new(run: &str, round: usize, side: Side) -> Self {
+        let publish = format!("bench-{run}-{round}-{}", side.name());
+        Self {
+            batch: format!("{publish}-batch"),
+            publish,
+        }
+    }
+}
+
+/// What a throughput bench does for each side in each round: publish (into what its consume
+/// round then reads), publish in batches, consume, and delete what the round made.
+pub trait Throughput {
+    /// What one side's round uses: names, keys.
+    type Round;
+
+    /// The sides compared, the bus first.
+    const SIDES: &'static [Side];
+
+    /// The names `side` uses in round `round`.
+    fn round(&self, round: usize, side: Side) -> Self::Round;
+
+    /// Events per second of the publish case.
+    fn publish(&self, side: Side, round: &Self::Round) -> impl Future<Output = f64>;
+
+    /// Events per second of the batch case; `None` for a side without batches.
+    fn publish_batch(&self, side: Side, round: &Self::Round) -> impl Future<Output = Option<f64>>;
+
+    /// Events per second of consuming what the side's publish case wrote.
+    fn consume(&self, side: Side, round: &Self::Round) -> impl Future<Output = f64>;
+
+    /// Deletes what `side`'s round made.
+    fn delete(&self, side: Side, round: &Self::Round) -> impl Future<Output = ()>;
+}
+
+/// The sides in the order they go in `round`: each goes first in turn.
+fn order(sides: &'static [Side], round: usize) -> impl Iterator<Item = Side> {
+    (0..sides.len()).map(move |i| sides[(round + i) % sides.len()])
+}
+
+/// Events per second each side measured in one case, over the rounds.
+struct Rates {
+    sides: &'static [Side],
+    by_side: Vec<Vec<f64>>,
+}
+
+impl Rates {
+    fn new(sides: &'static [Side]) -> Self {
+        Self {
+            sides,
+            by_side: vec![Vec::new(); sides.len()],
+        }
+    }
+
+    /// Measures every side once, in the order of `round`; a side whose `rate` is `None` has
+    /// no such case.
+    async fn measure(&mut self, round: usize, mut rate: impl AsyncFnMut(Side) -> Option<f64>) {
+        for (index, side) in order(self.sides, round).enumerate() {
+            let place = (round + index) % self.sides.len();
+            if let Some(rate) = rate(side).await {
+                self.by_side[place].push(rate);
+            }
+        }
+    }
+
+    /// Median, lowest and highest of the side at `place`, if it was measured.
+    fn summary(&self, place: usize) -> Option<(f64, f64, f64)> {
+        let mut rates = self.by_side[place].clone();
+        rates.sort_by(f64::total_cmp);
+        let median = *rates.get(rates.len() / 2)?;
+        Some((median, rates[0], rates[rates.len() - 1]))
+    }
+
+    /// A markdown row: each side's median with its spread, then the ratio of the bus's median
+    /// to each other side's.
+    fn row(&self, case: &str) -> String {
+        let mut cells = vec![case.to_owned()];
+        cells.extend(
+            (0..self.sides.len()).map(|place| match self.summary(place) {
+                Some((median, low, high)) => format!("{median:.0} ({low:.0}–{high:.0})"),
+                None => "—".to_owned(),
+            }),
+        );
+        let bus = self.summary(0);
+        cells.extend(
+            (1..self.sides.len()).map(|place| match (bus, self.summary(place)) {
+                (Some((bus, _, _)), Some((other, _, _))) => format!("{:.2}", bus / other),
+                _ => "—".to_owned(),
+            }),
+        );
+        format!("| {} |", cells.join(" | "))
+    }
+}
+
+/// The rates of a throughput bench's three cases.
+pub struct CaseRates {
+    publish: Rates,
+    batch: Rates,
+    consume: Rates,
+    /// The load average when the bench started.
+    load: String,
+}
+
+/// Runs `rounds` interleaved rounds of `bench`: in each, every case is measured for every
+/// side, the side that goes first changing every round, then the round's names are deleted.
+pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
+    let mut measured = CaseRates {
+        publish: Rates::new(T::SIDES),
+        batch: Rates::new(T::SIDES),
+        consume: Rates::new(T::SIDES),
+        load: load_average(),
+    };
+    for round in 0..rounds {
+        let names: Vec<T::Round> = T::SIDES
+            .iter()
+            .map(|&side| bench.round(round, side))
+            .collect();
+        let names = |side: Side| {
+            let place = T::SIDES.iter().position(|s| *s == side).expect("a side");
+            &names[place]
+        };
+        measured
+            .publish
+            .measure(round, async |side| {
+                Some(bench.publish(side, names(side)).await)
+            })
+            .await;
+        measured
+            .batch
+            .measure(round, async |side| {
+                bench.publish_batch(side, names(side)).await
+            })
+            .await;
+        measured
+            .consume
+            .measure(round, async |side| {
+                Some(bench.consume(side, names(side)).await)
+            })
+            .await;
+        for &side in T::SIDES {
+            bench.delete(side, names(side)).await;
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+    measured
+}
+
+impl CaseRates {
+    /// Prints `backend` with the rounds, events and load, then a markdown table of the cases:
+    /// each side's median events/s with the spread, and the ratios of the bus's median to the
+    /// others'. `raw` heads the raw client's column; `consume` describes the consume case.
+    pub fn print(&self, backend: &str, events: u64, raw: &str, consume: &str) {
+        let sides = self.publish.sides;
+        let rounds = self.publish.by_side[0].len();
+        println!(
+            "{backend}, {rounds} interleaved rounds of {events} events of {} bytes; load average at start: {}",
+            event(0).to_message().expect("encode").size(),
+            self.load
+        );
+        println!();
+        let mut headings = vec!["events/s, median (lowest–highest)".to_owned()];
+        headings.extend(sides.iter().map(|side| match side {
+            Side::Raw => raw.to_owned(),
+            other => other.name().to_owned(),
+        }));
+        headings.extend(sides[1..].iter().map(|side| format!("bus/{}", side.name())));
+        println!("| {} |", headings.join(" | "));
+        println!("|{}", "---|".repeat(headings.len()));
+        println!(
+            "{}",
+            self.publish
+                .row(&format!("publish, {PUBLISHERS} concurrent publishers"))
+        );
+        println!(
+            "{}",
+            self.batch.row(&format!(
+                "publish_batch of {BATCH}, {BATCH_PUBLISHERS} concurrent publishers"
+            ))
+        );
+        println!(
+            "{}",
+            self.consume
+                .row(&format!("consume, {MEMBERS} members {consume}"))
+        );
+    }
+}
+
+/// The machine's load average (1, 5 and 15 minutes), as `/proc/loadavg` gives it.
+fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
