@@ -29,10 +29,10 @@ use std::sync::Arc;
 
 use common::{
     Counter, MEMBERS, PUBLISHERS, Prefixes, Side, Throughput, batch_rate, bus_batch_rate,
-    bus_consume_rate, bus_publish_rate, event, measure, publish_rate,
+    bus_consume_rate, bus_publish_rate, decoded_number, event, measure, publish_rate,
 };
 use event_bus_brokers::kafka::{KafkaBroker, KafkaOptions};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope};
+use event_bus_core::{BusSettings, EventBus};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -205,9 +205,7 @@ async fn raw_publish_batch(servers: &str, prefix: &str) -> f64 {
 async fn raw_member(consumer: Arc<StreamConsumer>, counter: Arc<Counter>) {
     loop {
         let record = consumer.recv().await.expect("receive");
-        let payload = record.payload().expect("a payload");
-        let _: EventEnvelope = serde_json::from_slice(payload).expect("decode");
-        counter.handled();
+        counter.handled(decoded_number(record.payload().expect("a payload")));
         consumer
             .store_offset_from_message(&record)
             .expect("store offset");

@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use common::{
     Counter, MEMBERS, PUBLISHERS, Prefixes, Side, Throughput, batch_rate, bus_batch_rate,
-    bus_consume_rate, bus_publish_rate, event, measure, publish_rate,
+    bus_consume_rate, bus_publish_rate, decoded_number, event, measure, publish_rate,
 };
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions, dead_letter_attempts};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, SubscriptionConfig};
+use event_bus_core::{BusSettings, EventBus, SubscriptionConfig};
 use gcloud_gax::conn::{ConnectionOptions, Environment};
 use gcloud_googleapis::pubsub::v1::{DeadLetterPolicy, PubsubMessage};
 use gcloud_pubsub::apiv1::conn_pool::PUBSUB;
@@ -212,8 +212,7 @@ async fn raw_member(client: Client, subscription: String, counter: Arc<Counter>)
     loop {
         let messages = subscription.pull(PULL as i32, None).await.expect("pull");
         let acks = messages.into_iter().map(|message| {
-            let _: EventEnvelope = serde_json::from_slice(&message.message.data).expect("decode");
-            counter.handled();
+            counter.handled(decoded_number(&message.message.data));
             async move { message.ack().await.expect("ack") }
         });
         futures::future::join_all(acks).await;

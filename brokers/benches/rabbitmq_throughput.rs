@@ -39,11 +39,11 @@ use std::time::Duration;
 
 use common::{
     BATCH, Counter, MEMBERS, PUBLISHERS, Prefixes, Side, Throughput, amqp_consumer, batch_rate,
-    bus_batch_rate, bus_consume_rate, bus_publish_rate, event, measure, omniqueue_consume_rate,
-    publish_rate,
+    bus_batch_rate, bus_consume_rate, bus_publish_rate, decoded_number, event, measure,
+    omniqueue_consume_rate, publish_rate,
 };
 use event_bus_brokers::rabbitmq::{RabbitMqBroker, RabbitMqOptions};
-use event_bus_core::{BusSettings, EventBus, EventEnvelope, Message};
+use event_bus_core::{BusSettings, EventBus, Message};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
@@ -338,8 +338,7 @@ async fn raw_member(channel: Channel, queue: String, counter: Arc<Counter>) {
             let counter = Arc::clone(&counter);
             async move {
                 let delivery = delivery.expect("delivery");
-                let _: EventEnvelope = serde_json::from_slice(&delivery.data).expect("decode");
-                counter.handled();
+                counter.handled(decoded_number(&delivery.data));
                 delivery.ack(BasicAckOptions::default()).await.expect("ack");
             }
         })
