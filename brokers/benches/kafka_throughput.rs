@@ -8,13 +8,13 @@
 //! - publish: 64 concurrent publishing tasks, each record awaited until acknowledged;
 //! - publish_batch: 4 concurrent tasks publishing batches of 100 (the bus's `publish_batch`
 //!   against 100 records enqueued together, their acknowledgements awaited together);
-//! - consume: 4 members of one consumer group (one partition each), each with the bus's
-//!   consumer settings (offsets stored by the member, committed in the background every
-//!   500 ms, from the earliest offset), each record decoded into an `EventEnvelope` before
-//!   its offset is stored. The bus's members also consume their group's retry topic (empty
-//!   here); the raw members read one record at a time. Each side consumes the topic its
-//!   publish round filled, so consuming is measured alone, from the first event handled to
-//!   the last (joining the group is left out; the members join together).
+//! - consume: 4 members of one consumer group (one partition each), each with the bus's consumer
+//!   settings (offsets stored by the member, committed in the background every 500 ms, from the
+//!   earliest offset), each record decoded into an `EventEnvelope` before its offset is stored. The
+//!   bus's members also consume their group's retry topic (empty here); the raw members read one
+//!   record at a time. Each side consumes the topic its publish round filled, so consuming is
+//!   measured alone (after a 3 s pause that lets the broker settle), from the first event handled
+//!   to the last (joining the group is left out; the members join together).
 //!
 //! Prints a markdown table: each side's median events/s over the rounds with the spread
 //! (lowest–highest), and the ratio of the medians.

@@ -13,12 +13,12 @@
 //! - publish_batch: 4 concurrent tasks publishing batches of 100: the bus's `publish_batch`
 //!   (one request of 100) against the client's `publish_bulk` of 100, whose 100 answers are
 //!   awaited together (the client sends the bundle as one request too);
-//! - consume: 4 members, each with a client of its own, pulling up to 16 messages at a time,
-//!   each message decoded into an `EventEnvelope` and acknowledged on its own (one
-//!   `Acknowledge` request each), the 16 of a pull at once. The bus pulls again while its
-//!   handlers run; the raw side pulls when it has acknowledged the last pull. Each side
-//!   consumes the subscription its publish round filled, so consuming is measured alone, from
-//!   the first event handled to the last.
+//! - consume: 4 members, each with a client of its own, pulling up to 16 messages at a time, each
+//!   message decoded into an `EventEnvelope` and acknowledged on its own (one `Acknowledge` request
+//!   each), the 16 of a pull at once. The bus pulls again while its handlers run; the raw side
+//!   pulls when it has acknowledged the last pull. Each side consumes the subscription its publish
+//!   round filled, so consuming is measured alone (after a 3 s pause that lets the broker settle),
+//!   from the first event handled to the last.
 //!
 //! Prints a markdown table: each side's median events/s over the rounds with the spread
 //! (lowest–highest), and the ratio of the medians.

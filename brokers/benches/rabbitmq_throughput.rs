@@ -11,11 +11,11 @@
 //! - publish_batch: 4 concurrent tasks publishing batches of 100 (the bus's `publish_batch`
 //!   against 100 `basic_publish` whose 100 confirms are then awaited together; omniqueue has
 //!   no batch send);
-//! - consume: 4 members, each with a connection and channel of its own and a prefetch of 16,
-//!   each message decoded into an `EventEnvelope` and acknowledged on its own, 16 at once.
-//!   Each side consumes the queue its publish round filled, so consuming is measured alone,
-//!   from the first event handled to the last (connecting, declaring and registering the
-//!   consumers are left out).
+//! - consume: 4 members, each with a connection and channel of its own and a prefetch of 16, each
+//!   message decoded into an `EventEnvelope` and acknowledged on its own, 16 at once. Each side
+//!   consumes the queue its publish round filled, so consuming is measured alone (after a 3 s pause
+//!   that lets the broker settle), from the first event handled to the last (connecting, declaring
+//!   and registering the consumers are left out).
 //!
 //! Where omniqueue differs (its defaults, not choices of this bench): it publishes without
 //! publisher confirms (its channel is never put in confirm mode, so a send returns once the

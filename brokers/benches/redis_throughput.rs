@@ -8,8 +8,8 @@
 //!   against a pipeline of 100 `XADD`s; omniqueue has no batch send);
 //! - consume: 4 members of one consumer group reading 16 entries at a time, each entry decoded
 //!   into an `EventEnvelope` and acknowledged on its own, the 16 of a read at once. Each side
-//!   consumes the stream its publish round wrote, so consuming is measured alone, from the
-//!   first event handled to the last.
+//!   consumes the stream its publish round wrote, so consuming is measured alone (after a 3 s pause
+//!   that lets the broker settle), from the first event handled to the last.
 //!
 //! Where omniqueue differs (its defaults, not choices of this bench): it stores only the
 //! payload and a `num_receives` field (no key, no headers); it acknowledges with `XACK` and

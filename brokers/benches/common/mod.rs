@@ -525,6 +525,17 @@ impl Rates {
         }
     }
 
+    /// Each side's rate in the last round, in events/s.
+    fn last(&self) -> String {
+        let rates: Vec<String> = self
+            .sides
+            .iter()
+            .zip(&self.by_side)
+            .filter_map(|(side, rates)| Some(format!("{} {:.0}", side.name(), rates.last()?)))
+            .collect();
+        rates.join(", ")
+    }
+
     /// Median, lowest and highest of the side at `place`, if it was measured.
     fn summary(&self, place: usize) -> Option<(f64, f64, f64)> {
         let mut rates = self.by_side[place].clone();
@@ -563,8 +574,13 @@ pub struct CaseRates {
     load: String,
 }
 
+/// Pause before each side's consume case, so that every side starts consuming from a broker
+/// at rest (a RabbitMQ quorum queue, for one, goes on writing for a while after publishing).
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// Runs `rounds` interleaved rounds of `bench`: in each, every case is measured for every
 /// side, the side that goes first changing every round, then the round's names are deleted.
+/// Each round's rates are printed to stderr as it ends.
 pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
     let mut measured = CaseRates {
         publish: Rates::new(T::SIDES),
@@ -596,13 +612,20 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
         measured
             .consume
             .measure(round, async |side| {
+                tokio::time::sleep(SETTLE).await;
                 Some(bench.consume(side, names(side)).await)
             })
             .await;
         for &side in T::SIDES {
             bench.delete(side, names(side)).await;
         }
-        eprintln!("round {} of {rounds} done", round + 1);
+        eprintln!(
+            "round {} of {rounds}: publish {}; batch {}; consume {}",
+            round + 1,
+            measured.publish.last(),
+            measured.batch.last(),
+            measured.consume.last()
+        );
     }
     measured
 }
