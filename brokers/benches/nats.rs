@@ -136,8 +136,8 @@ async fn bus_consume(url: &str, prefix: &str) -> f64 {
     let started = Instant::now();
     for _ in 0..MEMBERS {
         let counter = Arc::clone(&counter);
-        let handler = handler_fn(move |_| {
-            counter.handled();
+        let handler = handler_fn(move |event| {
+            counter.handled(event.payload["n"].as_u64().expect("n"));
             async { Ok(()) }
         });
         bus.subscribe(config.clone(), handler)
@@ -182,8 +182,7 @@ async fn raw_consume(url: &str, name: &str) -> f64 {
                         let (client, counter) = (client.clone(), Arc::clone(&counter));
                         async move {
                             let message = message.expect("message");
-                            event_number(&message.payload);
-                            counter.handled();
+                            counter.handled(event_number(&message.payload));
                             let reply = message.reply.clone().expect("an ack subject");
                             client.request(reply, "+ACK".into()).await.expect("ack");
                         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,13 @@ pub fn event(n: u64) -> EventEnvelope {
     .source("bench")
     .aggregate("thing", format!("agg-{}", n % 64), n)
     .build()
+}
+
+/// The number of the event whose envelope JSON is `payload`, decoded into an `EventEnvelope`
+/// as the bus decodes it.
+pub fn decoded_number(payload: &[u8]) -> u64 {
+    let envelope: EventEnvelope = serde_json::from_slice(payload).expect("decode");
+    envelope.payload["n"].as_u64().expect("n")
 }
 
 pub fn event_number(payload: &[u8]) -> u64 {
@@ -147,28 +154,36 @@ pub fn print_table(backend: &str, bus: &Measured, raw: &Measured) {
     );
 }
 
-/// Counts handled events and wakes the waiter once all of a round's are in.
+/// Counts handled events, each once (a redelivered event is not counted again), and wakes
+/// the waiter once all of a round's are in.
 pub struct Counter {
     expected: u64,
     handled: AtomicU64,
+    /// Whether event `n` was handled, for `n` below `expected`.
+    seen: Vec<AtomicBool>,
     /// When the first event was handled.
     first: OnceLock<Instant>,
     done: Notify,
 }
 
 impl Counter {
-    /// A counter that is done after `expected` events.
+    /// A counter that is done after the `expected` events numbered from 0.
     pub fn new(expected: u64) -> Self {
         Self {
             expected,
             handled: AtomicU64::new(0),
+            seen: (0..expected).map(|_| AtomicBool::new(false)).collect(),
             first: OnceLock::new(),
             done: Notify::new(),
         }
     }
 
-    pub fn handled(&self) {
+    /// Event `n` was handled.
+    pub fn handled(&self, n: u64) {
         self.first.get_or_init(Instant::now);
+        if self.seen[n as usize].swap(true, Ordering::SeqCst) {
+            return;
+        }
         if self.handled.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
             self.done.notify_one();
         }
@@ -339,8 +354,8 @@ pub async fn bus_consume_rate(
     let counter = Arc::new(Counter::new(events));
     let subscribed = members.iter().map(|member| {
         let counter = Arc::clone(&counter);
-        let handler = handler_fn(move |_| {
-            counter.handled();
+        let handler = handler_fn(move |event| {
+            counter.handled(event.payload["n"].as_u64().expect("n"));
             async { Ok(()) }
         });
         member.subscribe(subscription(member), handler)
@@ -395,8 +410,7 @@ pub async fn omniqueue_consume_rate(
                         .expect("receive");
                     let acks = deliveries.into_iter().map(|delivery| {
                         let payload = delivery.borrow_payload().expect("a payload");
-                        let _: EventEnvelope = serde_json::from_slice(payload).expect("decode");
-                        counter.handled();
+                        counter.handled(decoded_number(payload));
                         async move {
                             delivery
                                 .ack()
@@ -511,6 +525,17 @@ impl Rates {
         }
     }
 
+    /// Each side's rate in the last round, in events/s.
+    fn last(&self) -> String {
+        let rates: Vec<String> = self
+            .sides
+            .iter()
+            .zip(&self.by_side)
+            .filter_map(|(side, rates)| Some(format!("{} {:.0}", side.name(), rates.last()?)))
+            .collect();
+        rates.join(", ")
+    }
+
     /// Median, lowest and highest of the side at `place`, if it was measured.
     fn summary(&self, place: usize) -> Option<(f64, f64, f64)> {
         let mut rates = self.by_side[place].clone();
@@ -549,8 +574,13 @@ pub struct CaseRates {
     load: String,
 }
 
+/// Pause before each side's consume case, so that every side starts consuming from a broker
+/// at rest (a RabbitMQ quorum queue, for one, goes on writing for a while after publishing).
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// Runs `rounds` interleaved rounds of `bench`: in each, every case is measured for every
 /// side, the side that goes first changing every round, then the round's names are deleted.
+/// Each round's rates are printed to stderr as it ends.
 pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
     let mut measured = CaseRates {
         publish: Rates::new(T::SIDES),
@@ -582,13 +612,20 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
         measured
             .consume
             .measure(round, async |side| {
+                tokio::time::sleep(SETTLE).await;
                 Some(bench.consume(side, names(side)).await)
             })
             .await;
         for &side in T::SIDES {
             bench.delete(side, names(side)).await;
         }
-        eprintln!("round {} of {rounds} done", round + 1);
+        eprintln!(
+            "round {} of {rounds}: publish {}; batch {}; consume {}",
+            round + 1,
+            measured.publish.last(),
+            measured.batch.last(),
+            measured.consume.last()
+        );
     }
     measured
 }
