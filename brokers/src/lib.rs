@@ -8,6 +8,8 @@ use event_bus_core::{Broker, BusSettings, ConfigError, DedupStore, EventBus, Mem
 
 #[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 mod access;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod crypto_provider;
 mod dedup;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -69,6 +69,7 @@ async fn connect(
     options: &NatsOptions,
     violations: Violations,
 ) -> Result<async_nats::Client, NatsError> {
+    crate::crypto_provider::ensure_installed();
     let mut connect = async_nats::ConnectOptions::new().event_callback(move |event| {
         let violations = violations.clone();
         async move {

@@ -79,9 +79,7 @@ impl RedisBroker {
             cmd.arg("MAXLEN").arg("~").arg(max_len);
         }
         cmd.arg("*");
-        for (field, value) in entry::fields(message) {
-            cmd.arg(field).arg(value);
-        }
+        entry::write_fields(&mut cmd, message);
         cmd
     }
 }

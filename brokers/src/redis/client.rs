@@ -34,6 +34,7 @@ pub struct RedisTlsFileError {
 
 /// A client for `url` with `tls`'s files (used when the URL is `rediss://`).
 pub(super) fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, BusError> {
+    crate::crypto_provider::ensure_installed();
     if *tls == RedisTls::default() {
         return redis::Client::open(url).map_err(redis_error);
     }

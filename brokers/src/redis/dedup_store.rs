@@ -8,8 +8,7 @@ use event_bus_core::idempotency::{Claim, DedupError, DedupStore};
 use redis::aio::ConnectionManager;
 
 use super::broker::{RedisOptions, connection};
-use super::client::client;
-use super::redis_error;
+use super::client::{RedisTls, client};
 
 const IN_PROGRESS: &str = "in-progress";
 const DONE: &str = "done";
@@ -30,7 +29,7 @@ pub struct RedisDedupStore {
 impl RedisDedupStore {
     /// Connects to the server at `url`, keeping keys under `{prefix}:`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url).map_err(redis_error)?;
+        let client = client(url, &RedisTls::default())?;
         Self::from_client(&client, prefix).await
     }
 

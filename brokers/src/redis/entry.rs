@@ -12,37 +12,40 @@ const PAYLOAD: &str = "payload";
 const KEY: &str = "key";
 const HEADER: &str = "h:";
 
-/// The fields of a stream entry carrying `message`.
-pub(super) fn fields(message: &Message) -> Vec<(String, Vec<u8>)> {
-    let mut fields = Vec::with_capacity(message.headers.len() + 2);
-    fields.push((PAYLOAD.to_owned(), message.payload.to_vec()));
+/// Appends to `cmd` the fields of a stream entry carrying `message`.
+pub(super) fn write_fields(cmd: &mut redis::Cmd, message: &Message) {
+    cmd.arg(PAYLOAD).arg(message.payload.as_ref());
     if let Some(key) = &message.key {
-        fields.push((KEY.to_owned(), key.clone().into_bytes()));
+        cmd.arg(KEY).arg(key);
     }
     for (name, value) in &message.headers {
-        fields.push((format!("{HEADER}{name}"), value.clone().into_bytes()));
+        cmd.arg(format!("{HEADER}{name}")).arg(value);
     }
-    fields
 }
 
 /// The message a stream entry carries; fields it does not know are ignored.
-pub(super) fn message(fields: &HashMap<String, Value>) -> Message {
+pub(super) fn message(fields: HashMap<String, Value>) -> Message {
     let mut message = Message::default();
-    for (field, value) in fields {
+    for (mut field, value) in fields {
         let Value::BulkString(bytes) = value else {
             continue;
         };
         if field == PAYLOAD {
-            message.payload = bytes.clone().into();
+            message.payload = bytes.into();
         } else if field == KEY {
-            message.key = Some(String::from_utf8_lossy(bytes).into_owned());
-        } else if let Some(name) = field.strip_prefix(HEADER) {
-            message
-                .headers
-                .insert(name.to_owned(), String::from_utf8_lossy(bytes).into_owned());
+            message.key = Some(text(bytes));
+        } else if field.starts_with(HEADER) {
+            field.replace_range(..HEADER.len(), "");
+            message.headers.insert(field, text(bytes));
         }
     }
     message
+}
+
+/// The bytes as text, taken over without a copy when they are UTF-8.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -55,10 +58,23 @@ mod tests {
             .with_key("agg-1")
             .with_header("x-greeting", "grüß dich")
             .with_header("h:tricky", "value");
-        let stored: HashMap<String, Value> = fields(&original)
-            .into_iter()
-            .map(|(k, v)| (k, Value::BulkString(v)))
+        let mut cmd = redis::cmd("XADD");
+        write_fields(&mut cmd, &original);
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .skip(1)
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                _ => unreachable!("XADD has only simple arguments"),
+            })
             .collect();
-        assert_eq!(message(&stored), original);
+        let stored: HashMap<String, Value> = args
+            .chunks(2)
+            .map(|pair| {
+                let name = String::from_utf8(pair[0].clone()).unwrap();
+                (name, Value::BulkString(pair[1].clone()))
+            })
+            .collect();
+        assert_eq!(message(stored), original);
     }
 }

@@ -256,7 +256,7 @@ impl RedisSubscription {
 
     fn push(&mut self, entry: StreamId, attempt: u32, redelivered: bool) {
         self.leases.hold(entry.id.clone());
-        let message = entry::message(&entry.map);
+        let message = entry::message(entry.map);
         self.buffer.push_back(Fetched {
             id: entry.id,
             attempt,
