@@ -32,7 +32,7 @@ use common::{
     bus_consume_rate, bus_publish_rate, decoded_number, event, measure, publish_rate,
 };
 use event_bus_brokers::kafka::{KafkaBroker, KafkaOptions};
-use event_bus_core::{BusSettings, EventBus};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -144,8 +144,13 @@ async fn create_topic(options: &KafkaOptions, topic: &str) {
 }
 
 /// Event `n` as the bus publishes it: keyed by aggregate id, the message's headers.
-async fn raw_send(producer: &FutureProducer, options: &KafkaOptions, topic: &str, n: u64) {
-    let message = event(n).to_message().expect("encode");
+async fn raw_send(
+    producer: &FutureProducer,
+    options: &KafkaOptions,
+    topic: &str,
+    event: &EventEnvelope,
+) {
+    let message = event.to_message().expect("encode");
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
     for (key, value) in &message.headers {
         headers = headers.insert(Header {
@@ -173,7 +178,7 @@ async fn warm_producer(servers: &str, prefix: &str) -> Arc<(FutureProducer, Kafk
     let topic = settings(servers, prefix).topic_names().topic(EVENT_TYPE);
     create_topic(&options, &topic).await;
     let producer = producer(&options);
-    raw_send(&producer, &options, &topic, EVENTS).await;
+    raw_send(&producer, &options, &topic, &event(EVENTS)).await;
     Arc::new((producer, options, topic))
 }
 
@@ -183,7 +188,7 @@ async fn raw_publish(servers: &str, prefix: &str) -> f64 {
         let raw = Arc::clone(&raw);
         async move {
             let (producer, options, topic) = &*raw;
-            raw_send(producer, options, topic, n).await;
+            raw_send(producer, options, topic, &event(n)).await;
         }
     })
     .await
@@ -191,11 +196,16 @@ async fn raw_publish(servers: &str, prefix: &str) -> f64 {
 
 async fn raw_publish_batch(servers: &str, prefix: &str) -> f64 {
     let raw = warm_producer(servers, prefix).await;
-    batch_rate(EVENTS, move |range| {
+    batch_rate(EVENTS, move |events| {
         let raw = Arc::clone(&raw);
         async move {
             let (producer, options, topic) = &*raw;
-            futures::future::join_all(range.map(|n| raw_send(producer, options, topic, n))).await;
+            futures::future::join_all(
+                events
+                    .iter()
+                    .map(|event| raw_send(producer, options, topic, event)),
+            )
+            .await;
         }
     })
     .await

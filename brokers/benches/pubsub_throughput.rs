@@ -38,7 +38,7 @@ use common::{
     bus_consume_rate, bus_publish_rate, decoded_number, event, measure, publish_rate,
 };
 use event_bus_brokers::pubsub::{PubSubBroker, PubSubOptions, dead_letter_attempts};
-use event_bus_core::{BusSettings, EventBus, SubscriptionConfig};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, SubscriptionConfig};
 use gcloud_gax::conn::{ConnectionOptions, Environment};
 use gcloud_googleapis::pubsub::v1::{DeadLetterPolicy, PubsubMessage};
 use gcloud_pubsub::apiv1::conn_pool::PUBSUB;
@@ -145,8 +145,8 @@ async fn raw_topology(client: &Client, names: &Names) -> Publisher {
 }
 
 /// Event `n` as the bus publishes it, batching on and ordering off.
-fn raw_message(n: u64) -> PubsubMessage {
-    let message = event(n).to_message().expect("encode");
+fn raw_message(event: &EventEnvelope) -> PubsubMessage {
+    let message = event.to_message().expect("encode");
     let mut attributes: HashMap<String, String> = message
         .headers
         .into_iter()
@@ -173,7 +173,7 @@ async fn raw_publish(host: &str, prefix: &str) -> f64 {
         move |n| {
             let publisher = publisher.clone();
             async move {
-                let answer = publisher.publish(raw_message(n)).await;
+                let answer = publisher.publish(raw_message(&event(n))).await;
                 answer.get().await.expect("publish");
             }
         }
@@ -188,11 +188,11 @@ async fn raw_publish_batch(host: &str, prefix: &str) -> f64 {
     let mut publisher = raw_topology(&client, &Names::new(host, prefix)).await;
     let rate = batch_rate(EVENTS, {
         let publisher = publisher.clone();
-        move |range| {
+        move |events: Vec<EventEnvelope>| {
             let publisher = publisher.clone();
             async move {
                 let answers = publisher
-                    .publish_bulk(range.map(raw_message).collect())
+                    .publish_bulk(events.iter().map(raw_message).collect())
                     .await;
                 for answer in futures::future::join_all(answers.into_iter().map(|a| a.get())).await
                 {

@@ -43,7 +43,7 @@ use common::{
     omniqueue_consume_rate, publish_rate,
 };
 use event_bus_brokers::rabbitmq::{RabbitMqBroker, RabbitMqOptions};
-use event_bus_core::{BusSettings, EventBus, Message};
+use event_bus_core::{BusSettings, EventBus, EventEnvelope, Message};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
@@ -267,8 +267,12 @@ fn raw_properties(message: &Message) -> BasicProperties {
 }
 
 /// Publishes event `n` on `channel` as the bus would; the confirm is the caller's to await.
-async fn raw_send(channel: &Channel, names: &Names, n: u64) -> lapin::PublisherConfirm {
-    let message = event(n).to_message().expect("encode");
+async fn raw_send(
+    channel: &Channel,
+    names: &Names,
+    event: &EventEnvelope,
+) -> lapin::PublisherConfirm {
+    let message = event.to_message().expect("encode");
     channel
         .basic_publish(
             names.exchange.as_str().into(),
@@ -288,7 +292,10 @@ async fn raw_publish(url: &str, names: &Names) -> f64 {
         move |n| {
             let (channel, names) = (channel.clone(), Arc::clone(&names));
             async move {
-                raw_send(&channel, &names, n).await.await.expect("confirm");
+                raw_send(&channel, &names, &event(n))
+                    .await
+                    .await
+                    .expect("confirm");
             }
         }
     })
@@ -301,12 +308,12 @@ async fn raw_publish_batch(url: &str, names: &Names) -> f64 {
     let (connection, channel) = confirm_channel(url, names).await;
     let rate = batch_rate(EVENTS, {
         let (channel, names) = (channel.clone(), Arc::new(names.clone()));
-        move |range| {
+        move |events: Vec<EventEnvelope>| {
             let (channel, names) = (channel.clone(), Arc::clone(&names));
             async move {
                 let mut confirms = Vec::with_capacity(BATCH as usize);
-                for n in range {
-                    confirms.push(raw_send(&channel, &names, n).await);
+                for event in &events {
+                    confirms.push(raw_send(&channel, &names, event).await);
                 }
                 for confirmed in futures::future::join_all(confirms).await {
                     confirmed.expect("confirm");

@@ -103,12 +103,12 @@ async fn raw_publish(url: &str, stream: &str) -> f64 {
 async fn raw_publish_batch(url: &str, stream: &str) -> f64 {
     let conn = connection(url).await;
     let stream: Arc<str> = stream.into();
-    batch_rate(EVENTS, move |range| {
+    batch_rate(EVENTS, move |events| {
         let (mut conn, stream) = (conn.clone(), Arc::clone(&stream));
         async move {
             let mut pipe = redis::pipe();
-            for n in range {
-                let message = event(n).to_message().expect("encode");
+            for event in &events {
+                let message = event.to_message().expect("encode");
                 pipe.add_command(xadd(&stream, &message));
             }
             let _: Vec<String> = pipe.query_async(&mut conn).await.expect("pipeline");

@@ -1,6 +1,6 @@
 //! The event bus: publishing envelopes and running handlers over any backend.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -139,30 +139,44 @@ impl EventBus {
     }
 
     /// Publishes several events, each to its type's topic, batched per topic; the result at
-    /// index `i` is the outcome of `events[i]`.
+    /// index `i` is the outcome of `events[i]`. Every event carries the trace context of the
+    /// caller's span.
     pub async fn publish_batch(&self, events: &[EventEnvelope]) -> Vec<Result<(), BusError>> {
         let mut results: Vec<Option<Result<(), BusError>>> = events.iter().map(|_| None).collect();
-        let mut batches: HashMap<String, (Vec<usize>, Vec<Message>)> = HashMap::new();
+        let mut trace = BTreeMap::new();
+        trace_context::inject(&tracing::Span::current(), &mut trace);
+        let mut batches: Vec<TypeBatch<'_>> = Vec::new();
+        let mut by_type: HashMap<&str, usize> = HashMap::new();
         for (index, event) in events.iter().enumerate() {
             match self.encode(event) {
                 Ok(mut message) => {
-                    trace_context::inject(&tracing::Span::current(), &mut message.headers);
-                    let batch = batches
-                        .entry(self.topics.topic(&event.event_type))
-                        .or_default();
-                    batch.0.push(index);
-                    batch.1.push(message);
+                    message.headers.extend(
+                        trace
+                            .iter()
+                            .map(|(name, value)| (name.clone(), value.clone())),
+                    );
+                    let place = *by_type.entry(&event.event_type).or_insert_with(|| {
+                        batches.push(TypeBatch::new(&event.event_type));
+                        batches.len() - 1
+                    });
+                    batches[place].push(index, message);
                 }
                 Err(error) => results[index] = Some(Err(error)),
             }
         }
-        for (topic, (indexes, messages)) in batches {
+        for batch in batches {
             let started = Instant::now();
-            let outcomes = self.broker.publish_batch(&topic, messages).await;
+            let topic = self.topics.topic(batch.event_type);
+            let outcomes = self.broker.publish_batch(&topic, batch.messages).await;
             let elapsed = started.elapsed();
-            for (index, outcome) in indexes.into_iter().zip(outcomes) {
-                self.metrics
-                    .published(&events[index].event_type, outcome.is_ok(), elapsed);
+            let accepted = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+            self.metrics.published_many(
+                batch.event_type,
+                accepted,
+                outcomes.len() - accepted,
+                elapsed,
+            );
+            for (index, outcome) in batch.indexes.into_iter().zip(outcomes) {
                 results[index] = Some(outcome);
             }
         }
@@ -277,5 +291,27 @@ impl EventBus {
         self.subscriptions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The events of one type in a `publish_batch`, with their places in the caller's slice.
+struct TypeBatch<'a> {
+    event_type: &'a str,
+    indexes: Vec<usize>,
+    messages: Vec<Message>,
+}
+
+impl<'a> TypeBatch<'a> {
+    fn new(event_type: &'a str) -> Self {
+        Self {
+            event_type,
+            indexes: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, index: usize, message: Message) {
+        self.indexes.push(index);
+        self.messages.push(message);
     }
 }

@@ -5,6 +5,7 @@ pub mod erasure;
 pub mod provisioned;
 pub mod python_peer;
 pub mod refusals;
+pub mod stall_proxy;
 pub mod variables;
 
 #[cfg(feature = "redis")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use event_bus_brokers::ConnectError;
 use event_bus_core::{BusSettings, EventBus, EventEnvelope, Nack, Recorder};
+use event_bus_tests::stall_proxy::StallProxy;
 use lapin::options::BasicGetOptions;
 use lapin::{Connection, ConnectionProperties};
 
@@ -99,6 +100,53 @@ async fn an_event_no_group_subscribed_to_is_kept_in_the_unrouted_queue() {
         .queue_delete(format!("{prefix}.unrouted").into(), Default::default())
         .await
         .unwrap();
+    bus.shutdown().await.unwrap();
+}
+
+/// A server that goes silent during a batch (no reset, no close: a hung node or a dropped
+/// network path) holds `publish_batch` no longer than the publish timeout: the events come
+/// back as errors instead of the call waiting on confirms for ever, and once the server
+/// answers again the next batch goes through on a new connection.
+#[tokio::test]
+async fn a_batch_to_a_silent_server_ends_by_the_publish_timeout() {
+    const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+    let proxy = StallProxy::start(5672).await.expect("proxy");
+    let prefix = unique_prefix();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", url.as_str()),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("EVENT_BUS_ACK_DEADLINE_SECONDS", "2"),
+    ])
+    .expect("settings");
+    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let batch = || -> Vec<EventEnvelope> {
+        (0..5)
+            .map(|n| EventEnvelope::builder("batch.silent", serde_json::json!({ "n": n })).build())
+            .collect()
+    };
+    for outcome in bus.publish_batch(&batch()).await {
+        outcome.expect("published while the server answers");
+    }
+
+    proxy.stall();
+    let outcomes = tokio::time::timeout(PUBLISH_TIMEOUT * 5, bus.publish_batch(&batch()))
+        .await
+        .expect("publish_batch returned by the publish timeout, not waiting on the silent server");
+    assert_eq!(outcomes.len(), 5);
+    for outcome in outcomes {
+        let error = outcome.expect_err("an event the silent server never confirmed is an error");
+        assert!(
+            error.to_string().contains("kept failing"),
+            "the error says the publish timed out: {error}"
+        );
+    }
+
+    proxy.resume();
+    for outcome in bus.publish_batch(&batch()).await {
+        outcome.expect("published again once the server answers");
+    }
     bus.shutdown().await.unwrap();
 }
 

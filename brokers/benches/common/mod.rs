@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -323,10 +322,9 @@ pub async fn bus_batch_rate(bus: EventBus, events: u64) -> f64 {
     let bus = Arc::new(bus);
     let rate = batch_rate(events, {
         let bus = Arc::clone(&bus);
-        move |range| {
+        move |events: Vec<EventEnvelope>| {
             let bus = Arc::clone(&bus);
             async move {
-                let events: Vec<EventEnvelope> = range.map(event).collect();
                 for outcome in bus.publish_batch(&events).await {
                     outcome.expect("publish");
                 }
@@ -371,10 +369,11 @@ pub async fn bus_consume_rate(
 }
 
 /// Events per second of `events` published in batches of [`BATCH`] by [`BATCH_PUBLISHERS`]
-/// tasks, each batch given as the range of its event numbers.
+/// tasks, each batch given as its envelopes, made on the clock: every side starts from the same
+/// batch in memory, as a caller of `publish_batch` has it.
 pub async fn batch_rate<F, Fut>(events: u64, publish: F) -> f64
 where
-    F: Fn(Range<u64>) -> Fut + Clone + Send + 'static,
+    F: Fn(Vec<EventEnvelope>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
     concurrent_rate(events, BATCH_PUBLISHERS, |publisher| {
@@ -382,7 +381,7 @@ where
         async move {
             let step = (BATCH * BATCH_PUBLISHERS) as usize;
             for first in (publisher * BATCH..events).step_by(step) {
-                publish(first..(first + BATCH).min(events)).await;
+                publish((first..(first + BATCH).min(events)).map(event).collect()).await;
             }
         }
     })
@@ -500,6 +499,35 @@ fn order(sides: &'static [Side], round: usize) -> impl Iterator<Item = Side> {
     (0..sides.len()).map(move |i| sides[(round + i) % sides.len()])
 }
 
+/// `BENCH_SIDE` (`bus`, `raw`, `omniqueue`) and `BENCH_CASE` (`publish`, `batch`, `consume`):
+/// one round of only that side or case, for a profiler (such as `valgrind --tool=callgrind`,
+/// whose instruction counts a noisy machine does not move).
+struct Only {
+    side: Option<String>,
+    case: Option<String>,
+}
+
+impl Only {
+    fn from_env() -> Self {
+        Self {
+            side: std::env::var("BENCH_SIDE").ok(),
+            case: std::env::var("BENCH_CASE").ok(),
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.side.is_some() || self.case.is_some()
+    }
+
+    fn side(&self, side: Side) -> bool {
+        self.side.as_deref().is_none_or(|name| name == side.name())
+    }
+
+    fn case(&self, case: &str) -> bool {
+        self.case.as_deref().is_none_or(|name| name == case)
+    }
+}
+
 /// Events per second each side measured in one case, over the rounds.
 struct Rates {
     sides: &'static [Side],
@@ -519,6 +547,9 @@ impl Rates {
     async fn measure(&mut self, round: usize, mut rate: impl AsyncFnMut(Side) -> Option<f64>) {
         for (index, side) in order(self.sides, round).enumerate() {
             let place = (round + index) % self.sides.len();
+            if !Only::from_env().side(side) {
+                continue;
+            }
             if let Some(rate) = rate(side).await {
                 self.by_side[place].push(rate);
             }
@@ -582,6 +613,8 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// side, the side that goes first changing every round, then the round's names are deleted.
 /// Each round's rates are printed to stderr as it ends.
 pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
+    let only = Only::from_env();
+    let rounds = if only.is_set() { 1 } else { rounds };
     let mut measured = CaseRates {
         publish: Rates::new(T::SIDES),
         batch: Rates::new(T::SIDES),
@@ -597,25 +630,32 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
             let place = T::SIDES.iter().position(|s| *s == side).expect("a side");
             &names[place]
         };
-        measured
-            .publish
-            .measure(round, async |side| {
-                Some(bench.publish(side, names(side)).await)
-            })
-            .await;
-        measured
-            .batch
-            .measure(round, async |side| {
-                bench.publish_batch(side, names(side)).await
-            })
-            .await;
-        measured
-            .consume
-            .measure(round, async |side| {
-                tokio::time::sleep(SETTLE).await;
-                Some(bench.consume(side, names(side)).await)
-            })
-            .await;
+        // The consume case reads what the publish case wrote.
+        if only.case("publish") || only.case("consume") {
+            measured
+                .publish
+                .measure(round, async |side| {
+                    Some(bench.publish(side, names(side)).await)
+                })
+                .await;
+        }
+        if only.case("batch") {
+            measured
+                .batch
+                .measure(round, async |side| {
+                    bench.publish_batch(side, names(side)).await
+                })
+                .await;
+        }
+        if only.case("consume") {
+            measured
+                .consume
+                .measure(round, async |side| {
+                    tokio::time::sleep(SETTLE).await;
+                    Some(bench.consume(side, names(side)).await)
+                })
+                .await;
+        }
         for &side in T::SIDES {
             bench.delete(side, names(side)).await;
         }

@@ -67,7 +67,8 @@ impl ConfirmedPublisher {
     }
 
     /// Publishes every message to a topic, confirms awaited together; a message whose first
-    /// try failed is published again on its own.
+    /// try failed is published again on its own. Like [`publish`](Self::publish), it returns by
+    /// the publish timeout, whatever the connection does: what is unconfirmed then is an error.
     pub(super) async fn publish_batch_to_topic(
         &self,
         topic: &str,
@@ -78,22 +79,50 @@ impl ConfirmedPublisher {
             routing_key: topic,
             to_queue: false,
         };
+        let deadline = Instant::now() + self.timeout;
         let mut pending = Vec::with_capacity(messages.len());
-        if let Ok(channel) = self.channel().await {
-            for message in messages {
-                let props = properties(message, None);
-                pending.push(send(&channel, route, props, &message.payload).await.ok());
+        let sending = async {
+            if let Ok(channel) = self.channel().await {
+                for message in messages {
+                    let props = properties(message, None);
+                    pending.push(send(&channel, route, props, &message.payload).await.ok());
+                }
             }
+        };
+        let mut answering = tokio::time::timeout_at(deadline, sending).await.is_ok();
+        if !answering {
+            self.forget_connection().await;
         }
         let mut results = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
-            let confirmed = match pending.get_mut(index).and_then(Option::take) {
-                Some(confirm) => confirmed(route, confirm).await,
-                None => Err(BusError::Closed("channel")),
+            let first_try = match pending.get_mut(index).and_then(Option::take) {
+                Some(confirm) if answering => {
+                    match tokio::time::timeout_at(deadline, confirmed(route, confirm)).await {
+                        Ok(confirmed) => confirmed,
+                        Err(_) => {
+                            answering = false;
+                            self.forget_connection().await;
+                            Err(BusError::backend(
+                                "rabbitmq",
+                                RabbitMqError::Unanswered(self.timeout),
+                            ))
+                        }
+                    }
+                }
+                _ => Err(BusError::Closed("channel")),
             };
-            results.push(match confirmed {
+            results.push(match first_try {
                 Ok(()) => Ok(()),
-                Err(_) => self.publish_to_topic(topic, message).await,
+                Err(error) if Instant::now() >= deadline => Err(self.unanswered(route, error)),
+                Err(_) => {
+                    self.publish_by(
+                        route,
+                        &properties(message, None),
+                        &message.payload,
+                        deadline,
+                    )
+                    .await
+                }
             });
         }
         results
@@ -109,7 +138,18 @@ impl ConfirmedPublisher {
         properties: &BasicProperties,
         payload: &[u8],
     ) -> Result<(), BusError> {
-        let deadline = Instant::now() + self.timeout;
+        self.publish_by(route, properties, payload, Instant::now() + self.timeout)
+            .await
+    }
+
+    /// [`publish`](Self::publish), tried until `deadline`.
+    async fn publish_by(
+        &self,
+        route: Route<'_>,
+        properties: &BasicProperties,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<(), BusError> {
         let mut pause = FIRST_PAUSE;
         loop {
             // An attempt on a connection that went silent (a server restart can leave one
@@ -121,20 +161,12 @@ impl ConfirmedPublisher {
                 Ok(Err(error)) if error.is_permanent() => return Err(error),
                 Ok(Err(error)) => error,
                 Err(_) => {
-                    *self.channel.lock().await = None;
-                    self.connector.reset().await;
+                    self.forget_connection().await;
                     BusError::backend("rabbitmq", RabbitMqError::Unanswered(self.timeout))
                 }
             };
             if Instant::now() + pause > deadline {
-                return Err(BusError::backend(
-                    "rabbitmq",
-                    RabbitMqError::PublishFailed {
-                        routing_key: route.routing_key.to_owned(),
-                        timeout: self.timeout,
-                        source: Box::new(error),
-                    },
-                ));
+                return Err(self.unanswered(route, error));
             }
             tracing::debug!(%error, routing_key = route.routing_key, "rabbitmq: publish failed; trying again");
             tokio::time::sleep(pause).await;
@@ -160,6 +192,26 @@ impl ConfirmedPublisher {
         self.topology
             .declare_retry_queue(&channel, queue, step, ephemeral)
             .await
+    }
+
+    /// Drops the channel and the connection, which went silent: the next publish opens both
+    /// again.
+    async fn forget_connection(&self) {
+        *self.channel.lock().await = None;
+        self.connector.reset().await;
+    }
+
+    /// Publishing to `route` kept failing until the publish timeout, the last time with
+    /// `error`.
+    fn unanswered(&self, route: Route<'_>, error: BusError) -> BusError {
+        BusError::backend(
+            "rabbitmq",
+            RabbitMqError::PublishFailed {
+                routing_key: route.routing_key.to_owned(),
+                timeout: self.timeout,
+                source: Box::new(error),
+            },
+        )
     }
 
     async fn publish_once(

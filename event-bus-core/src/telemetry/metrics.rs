@@ -67,6 +67,26 @@ impl BusMetrics {
         }
     }
 
+    /// A batch of one event type ended after `elapsed`: `accepted` events taken by the broker,
+    /// `failed` not.
+    pub fn published_many(
+        &self,
+        event_type: &str,
+        accepted: usize,
+        failed: usize,
+        elapsed: Duration,
+    ) {
+        let labels = self.labels(event_type);
+        histogram!(names::PUBLISH_DURATION, labels.clone())
+            .record_many(elapsed.as_secs_f64(), accepted + failed);
+        if accepted > 0 {
+            counter!(names::PUBLISHED, labels.clone()).increment(accepted as u64);
+        }
+        if failed > 0 {
+            counter!(names::PUBLISH_FAILED, labels).increment(failed as u64);
+        }
+    }
+
     /// A handler ran for `elapsed`.
     pub fn handle_duration(&self, event_type: &str, elapsed: Duration) {
         histogram!(names::HANDLE_DURATION, self.labels(event_type)).record(elapsed.as_secs_f64());
