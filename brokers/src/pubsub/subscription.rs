@@ -246,7 +246,9 @@ struct Recreate {
     wanted: Wanted,
 }
 
-/// Pulls (a long poll) as many messages as there is room for, until the receiver is gone.
+/// Pulls (a long poll) as many messages as there is room for, once half the buffer is free
+/// (fewer, larger pulls: each pull costs the server more than the messages it carries), until
+/// the receiver is gone.
 /// What a pull brings after the subscription closed is handed back to Pub/Sub at once: the
 /// pull is not cancelled, since messages the server already gave a cancelled pull would wait
 /// out their ack deadline. A subscription that no longer exists is created again.
@@ -256,9 +258,10 @@ async fn pull(
     recreate: Recreate,
 ) {
     let mut failures = 0_u32;
+    let half_room = (sender.max_capacity() / 2).max(1);
     loop {
-        match sender.reserve().await {
-            Ok(permit) => drop(permit),
+        match sender.reserve_many(half_room).await {
+            Ok(permits) => drop(permits),
             Err(_) => return,
         }
         let room = i32::try_from(sender.capacity().max(1)).unwrap_or(i32::MAX);
