@@ -8,8 +8,8 @@ use event_bus_core::dead_letter::DeadLetterHandler;
 use event_bus_core::dead_letter::MemoryParkedStore;
 use event_bus_core::telemetry::metrics::names;
 use event_bus_core::{
-    BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker, SubscriptionConfig,
-    handler_fn,
+    BusError, BusSettings, EventBus, EventEnvelope, HandlerError, InMemoryBroker,
+    SubscriptionConfig, handler_fn,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
@@ -108,6 +108,27 @@ async fn a_published_handled_and_dead_lettered_flow_moves_the_right_series() {
         bus.publish(&event("order.placed", n)).await.unwrap();
     }
     bus.publish(&event("order.cancelled", 9)).await.unwrap();
+    // A batch of two types with one event too large: each outcome at its own index, the
+    // series counted per type.
+    let too_large = EventEnvelope::builder(
+        "order.shipped",
+        serde_json::json!({ "blob": "x".repeat(2 * 1024 * 1024) }),
+    )
+    .build();
+    let batch = [
+        event("order.shipped", 1),
+        event("order.refunded", 2),
+        too_large,
+        event("order.shipped", 3),
+    ];
+    let outcomes = bus.publish_batch(&batch).await;
+    assert_eq!(outcomes.len(), 4);
+    assert!(outcomes[0].is_ok() && outcomes[1].is_ok() && outcomes[3].is_ok());
+    assert!(
+        matches!(outcomes[2], Err(BusError::MessageTooLarge { .. })),
+        "{:?}",
+        outcomes[2]
+    );
     subscription
         .stats()
         .wait_until(TIMEOUT, |s| s.handled == 2 && s.dead_lettered == 1)
@@ -121,6 +142,12 @@ async fn a_published_handled_and_dead_lettered_flow_moves_the_right_series() {
     let cancelled = [("backend", "memory"), ("event_type", "order.cancelled")];
     assert_eq!(counter(series, names::PUBLISHED, &placed), 3);
     assert_eq!(counter(series, names::PUBLISHED, &cancelled), 1);
+    let shipped = [("backend", "memory"), ("event_type", "order.shipped")];
+    let refunded = [("backend", "memory"), ("event_type", "order.refunded")];
+    assert_eq!(counter(series, names::PUBLISHED, &shipped), 2);
+    assert_eq!(counter(series, names::PUBLISHED, &refunded), 1);
+    assert_eq!(histogram_len(series, names::PUBLISH_DURATION, &shipped), 2);
+    assert_eq!(counter(series, names::PUBLISH_FAILED, &shipped), 0);
     assert_eq!(histogram_len(series, names::PUBLISH_DURATION, &placed), 3);
     assert_eq!(counter(series, names::HANDLED, &placed), 2);
     assert_eq!(counter(series, names::FAILED, &placed), 1);
