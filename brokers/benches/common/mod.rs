@@ -208,12 +208,21 @@ impl Counter {
             }
         })
         .await;
-        assert!(
-            all.is_ok(),
-            "{} of {} events handled in time",
-            self.handled.load(Ordering::SeqCst),
-            self.expected
-        );
+        if all.is_err() {
+            let missing: Vec<usize> = self
+                .seen
+                .iter()
+                .enumerate()
+                .filter(|(_, seen)| !seen.load(Ordering::SeqCst))
+                .map(|(n, _)| n)
+                .take(20)
+                .collect();
+            panic!(
+                "{} of {} events handled in time; the first missing: {missing:?}",
+                self.handled.load(Ordering::SeqCst),
+                self.expected
+            );
+        }
     }
 }
 
@@ -530,13 +539,15 @@ impl Only {
 
 /// Events per second each side measured in one case, over the rounds.
 struct Rates {
+    case: &'static str,
     sides: &'static [Side],
     by_side: Vec<Vec<f64>>,
 }
 
 impl Rates {
-    fn new(sides: &'static [Side]) -> Self {
+    fn new(case: &'static str, sides: &'static [Side]) -> Self {
         Self {
+            case,
             sides,
             by_side: vec![Vec::new(); sides.len()],
         }
@@ -550,6 +561,7 @@ impl Rates {
             if !Only::from_env().side(side) {
                 continue;
             }
+            eprintln!("round {}: {} {}", round + 1, self.case, side.name());
             if let Some(rate) = rate(side).await {
                 self.by_side[place].push(rate);
             }
@@ -616,9 +628,9 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
     let only = Only::from_env();
     let rounds = if only.is_set() { 1 } else { rounds };
     let mut measured = CaseRates {
-        publish: Rates::new(T::SIDES),
-        batch: Rates::new(T::SIDES),
-        consume: Rates::new(T::SIDES),
+        publish: Rates::new("publish", T::SIDES),
+        batch: Rates::new("batch", T::SIDES),
+        consume: Rates::new("consume", T::SIDES),
         load: load_average(),
     };
     for round in 0..rounds {
