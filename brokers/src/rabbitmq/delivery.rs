@@ -54,9 +54,12 @@ impl RabbitMqSettle {
                 routing_key: &retry_queue,
                 to_queue: true,
             };
-            let properties = properties(&message, Some(attempt));
             self.publisher
-                .publish(route, &properties, &message.payload)
+                .publish(
+                    route,
+                    || properties(&message, Some(attempt)),
+                    &message.payload,
+                )
                 .await
         };
         match parked.await {

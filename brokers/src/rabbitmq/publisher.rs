@@ -62,7 +62,7 @@ impl ConfirmedPublisher {
             routing_key: topic,
             to_queue: false,
         };
-        self.publish(route, &properties(message, None), &message.payload)
+        self.publish(route, || properties(message, None), &message.payload)
             .await
     }
 
@@ -117,7 +117,7 @@ impl ConfirmedPublisher {
                 Err(_) => {
                     self.publish_by(
                         route,
-                        &properties(message, None),
+                        || properties(message, None),
                         &message.payload,
                         deadline,
                     )
@@ -128,14 +128,15 @@ impl ConfirmedPublisher {
         results
     }
 
-    /// Publishes a message with `properties`; failures are tried again on a new channel (and
+    /// Publishes a message with the properties `properties` makes (once per try, so a first
+    /// try that succeeds copies nothing); failures are tried again on a new channel (and
     /// connection) with growing pauses until the publish timeout has passed, except refused
     /// access and missing topology, which trying again does not fix. It returns by the publish
     /// timeout, whatever the connection does.
     pub(super) async fn publish(
         &self,
         route: Route<'_>,
-        properties: &BasicProperties,
+        properties: impl Fn() -> BasicProperties,
         payload: &[u8],
     ) -> Result<(), BusError> {
         self.publish_by(route, properties, payload, Instant::now() + self.timeout)
@@ -146,7 +147,7 @@ impl ConfirmedPublisher {
     async fn publish_by(
         &self,
         route: Route<'_>,
-        properties: &BasicProperties,
+        properties: impl Fn() -> BasicProperties,
         payload: &[u8],
         deadline: Instant,
     ) -> Result<(), BusError> {
@@ -155,7 +156,7 @@ impl ConfirmedPublisher {
             // An attempt on a connection that went silent (a server restart can leave one
             // looking open) would wait for ever: it ends at the deadline and the connection is
             // opened again.
-            let attempt = self.publish_once(route, properties.clone(), payload);
+            let attempt = self.publish_once(route, properties(), payload);
             let error = match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(error)) if error.is_permanent() => return Err(error),
