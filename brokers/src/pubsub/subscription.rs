@@ -246,9 +246,11 @@ struct Recreate {
     wanted: Wanted,
 }
 
-/// Pulls (a long poll) as many messages as there is room for, once half the buffer is free
-/// (fewer, larger pulls: each pull costs the server more than the messages it carries), until
-/// the receiver is gone.
+/// Pulls (a long poll) a buffer's worth of messages once the buffer is empty (the handlers
+/// still hold up to as many), until the receiver is gone. Fewer, larger pulls: the emulator's
+/// work per pull grows with the backlog, so pulls of a few messages each made it do half as
+/// much again per message; a larger buffer instead would spend delivery attempts on what a
+/// closing member hands back.
 /// What a pull brings after the subscription closed is handed back to Pub/Sub at once: the
 /// pull is not cancelled, since messages the server already gave a cancelled pull would wait
 /// out their ack deadline. A subscription that no longer exists is created again.
@@ -258,9 +260,9 @@ async fn pull(
     recreate: Recreate,
 ) {
     let mut failures = 0_u32;
-    let half_room = (sender.max_capacity() / 2).max(1);
+    let buffer = sender.max_capacity();
     loop {
-        match sender.reserve_many(half_room).await {
+        match sender.reserve_many(buffer).await {
             Ok(permits) => drop(permits),
             Err(_) => return,
         }
