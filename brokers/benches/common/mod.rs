@@ -555,10 +555,15 @@ impl Rates {
 
     /// Measures every side once, in the order of `round`; a side whose `rate` is `None` has
     /// no such case.
-    async fn measure(&mut self, round: usize, mut rate: impl AsyncFnMut(Side) -> Option<f64>) {
+    async fn measure(
+        &mut self,
+        round: usize,
+        only: &Only,
+        mut rate: impl AsyncFnMut(Side) -> Option<f64>,
+    ) {
         for (index, side) in order(self.sides, round).enumerate() {
             let place = (round + index) % self.sides.len();
-            if !Only::from_env().side(side) {
+            if !only.side(side) {
                 continue;
             }
             eprintln!("round {}: {} {}", round + 1, self.case, side.name());
@@ -646,7 +651,7 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
         if only.case("publish") || only.case("consume") {
             measured
                 .publish
-                .measure(round, async |side| {
+                .measure(round, &only, async |side| {
                     Some(bench.publish(side, names(side)).await)
                 })
                 .await;
@@ -654,7 +659,7 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
         if only.case("batch") {
             measured
                 .batch
-                .measure(round, async |side| {
+                .measure(round, &only, async |side| {
                     bench.publish_batch(side, names(side)).await
                 })
                 .await;
@@ -662,7 +667,7 @@ pub async fn measure<T: Throughput>(bench: &T, rounds: usize) -> CaseRates {
         if only.case("consume") {
             measured
                 .consume
-                .measure(round, async |side| {
+                .measure(round, &only, async |side| {
                     tokio::time::sleep(SETTLE).await;
                     Some(bench.consume(side, names(side)).await)
                 })

@@ -58,13 +58,7 @@ impl BusMetrics {
 
     /// A publish ended, accepted or not, after `elapsed`.
     pub fn published(&self, event_type: &str, ok: bool, elapsed: Duration) {
-        let labels = self.labels(event_type);
-        histogram!(names::PUBLISH_DURATION, labels.clone()).record(elapsed.as_secs_f64());
-        if ok {
-            counter!(names::PUBLISHED, labels).increment(1);
-        } else {
-            counter!(names::PUBLISH_FAILED, labels).increment(1);
-        }
+        self.published_many(event_type, usize::from(ok), usize::from(!ok), elapsed);
     }
 
     /// A batch of one event type ended after `elapsed`: `accepted` events taken by the broker,
@@ -79,12 +73,15 @@ impl BusMetrics {
         let labels = self.labels(event_type);
         histogram!(names::PUBLISH_DURATION, labels.clone())
             .record_many(elapsed.as_secs_f64(), accepted + failed);
+        // The last series recorded takes the labels themselves instead of a copy.
+        if failed == 0 {
+            counter!(names::PUBLISHED, labels).increment(accepted as u64);
+            return;
+        }
         if accepted > 0 {
             counter!(names::PUBLISHED, labels.clone()).increment(accepted as u64);
         }
-        if failed > 0 {
-            counter!(names::PUBLISH_FAILED, labels).increment(failed as u64);
-        }
+        counter!(names::PUBLISH_FAILED, labels).increment(failed as u64);
     }
 
     /// A handler ran for `elapsed`.
