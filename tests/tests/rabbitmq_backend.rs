@@ -150,6 +150,41 @@ async fn a_batch_to_a_silent_server_ends_by_the_publish_timeout() {
     bus.shutdown().await.unwrap();
 }
 
+/// A server that goes silent holds a consumer's shutdown no longer than the publish timeout:
+/// closing its channel waits for an answer that never comes, and a service stopping (a
+/// rolling deploy, say) must still stop.
+#[tokio::test]
+async fn shutting_down_a_consumer_of_a_silent_server_ends_by_the_publish_timeout() {
+    const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+    let proxy = StallProxy::start(5672).await.expect("proxy");
+    let prefix = unique_prefix();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", url.as_str()),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("EVENT_BUS_ACK_DEADLINE_SECONDS", "2"),
+    ])
+    .expect("settings");
+    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let recorder = Recorder::new();
+    bus.subscribe(bus.subscription("silent.consumer", "g"), recorder.clone())
+        .await
+        .unwrap();
+    let event = EventEnvelope::builder("silent.consumer", serde_json::json!({"n": 1})).build();
+    bus.publish(&event).await.unwrap();
+    recorder
+        .wait_for(1, TIMEOUT)
+        .await
+        .expect("consumed while the server answers");
+
+    proxy.stall();
+    tokio::time::timeout(PUBLISH_TIMEOUT * 5, bus.shutdown())
+        .await
+        .expect("shutdown returned by the publish timeout, not waiting on the silent server")
+        .expect("the bus closes; the channel's unanswered close is logged");
+}
+
 #[tokio::test]
 async fn a_delayed_nack_comes_back_after_its_delay_with_the_next_attempt_number() {
     const DELAY: Duration = Duration::from_millis(1500);

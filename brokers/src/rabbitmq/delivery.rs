@@ -10,9 +10,9 @@ use event_bus_core::{BusError, Message};
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
-use super::amqp_error;
 use super::properties::properties;
 use super::publisher::{ConfirmedPublisher, Route};
+use super::{amqp_error, within};
 
 /// One unsettled message of a group's queue.
 pub(super) struct RabbitMqSettle {
@@ -29,8 +29,20 @@ const REQUEUE: BasicNackOptions = BasicNackOptions {
 };
 
 impl RabbitMqSettle {
+    /// Bounded by the publish timeout, so a settle lost with its connection holds neither
+    /// the delivery's slot nor shutdown: the broker hands the message out again anyway.
+    async fn settled(
+        &self,
+        call: impl Future<Output = lapin::Result<bool>>,
+    ) -> Result<(), BusError> {
+        within(self.publisher.timeout(), async {
+            call.await.map(drop).map_err(amqp_error)
+        })
+        .await
+    }
+
     async fn requeue(self) -> Result<(), BusError> {
-        self.acker.nack(REQUEUE).await.map(drop).map_err(amqp_error)
+        self.settled(self.acker.nack(REQUEUE)).await
     }
 
     /// Parks a copy in the retry queue of `delay` (the nearest step of the retry ladder),
@@ -75,11 +87,8 @@ impl RabbitMqSettle {
 #[async_trait]
 impl Settle for RabbitMqSettle {
     async fn ack(self) -> Result<(), BusError> {
-        self.acker
-            .ack(BasicAckOptions::default())
+        self.settled(self.acker.ack(BasicAckOptions::default()))
             .await
-            .map(drop)
-            .map_err(amqp_error)
     }
 
     async fn retry(self, after: Duration, message: Message, attempt: u32) -> Result<(), BusError> {

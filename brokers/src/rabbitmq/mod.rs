@@ -30,7 +30,8 @@
 //!
 //! Connection loss: publishing reconnects with backoff and tries again for up to the publish
 //! timeout, then fails with an error naming the cause; subscriptions reconnect on their next
-//! read. Deliveries unsettled when the connection dropped are redelivered by the broker.
+//! read. Deliveries unsettled when the connection dropped are redelivered by the broker. Acks,
+//! nacks and a consumer's opening and closing are given up after the publish timeout too.
 //!
 //! Limits: per-key order is not kept. Competing members, returned messages and retry queues
 //! all reorder; a single member with max in-flight 1 and no retries sees publish order.
@@ -45,6 +46,7 @@ mod subscription;
 mod topology;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use event_bus_core::{AccessKind, BusError, BusSettings};
 
@@ -101,6 +103,22 @@ fn access_error(error: &lapin::Error, refused: AccessKind) -> Option<BusError> {
     Some(BusError::access("rabbitmq", kind, error.to_string()))
 }
 
+/// `call`, given up after `timeout`: a call whose connection drops as it is sent can stay
+/// pending for good in `lapin`, and one on a silent server until the heartbeat fails.
+async fn within<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BusError::backend(
+                "rabbitmq",
+                RabbitMqError::Unanswered(timeout),
+            ))
+        })
+}
+
 /// True when the broker answered 404 `NOT_FOUND`: a passive declare found nothing.
 fn is_not_found(error: &lapin::Error) -> bool {
     use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
@@ -120,7 +138,8 @@ pub enum RabbitMqError {
     /// The broker answered a publish with a negative confirm.
     #[error("the broker refused the message for `{0}`")]
     Refused(String),
-    /// A publish attempt got no answer before the publish timeout: its connection went silent.
+    /// A publish attempt, an ack or nack, or a consumer's opening or closing got no answer
+    /// within the publish timeout: its connection went silent or dropped the call.
     #[error("no answer from the server within {0:?}")]
     Unanswered(std::time::Duration),
     /// Publishing kept failing for the whole publish timeout.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::connector::Connector;
 use super::properties::properties;
 use super::topology::{Topology, retry_step};
-use super::{RabbitMqError, amqp_error};
+use super::{RabbitMqError, amqp_error, within};
 
 /// First pause after a failed publish; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
@@ -49,6 +49,11 @@ impl ConfirmedPublisher {
     /// The topology this publisher declares.
     pub(super) fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// How long the broker may take to answer: a publish, and every other call on it.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Publishes `message` to a topic of the exchange.
@@ -189,10 +194,13 @@ impl ConfirmedPublisher {
         if !self.topology.mode.creates() {
             return Ok(Topology::retry_queue(queue, step));
         }
-        let channel = self.channel().await?;
-        self.topology
-            .declare_retry_queue(&channel, queue, step, ephemeral)
-            .await
+        let declared = async {
+            let channel = self.channel().await?;
+            self.topology
+                .declare_retry_queue(&channel, queue, step, ephemeral)
+                .await
+        };
+        within(self.timeout, declared).await
     }
 
     /// Drops the channel and the connection, which went silent: the next publish opens both

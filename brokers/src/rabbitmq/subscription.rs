@@ -17,7 +17,7 @@ use super::delivery::RabbitMqSettle;
 use super::properties::message;
 use super::publisher::ConfirmedPublisher;
 use super::topology::Topology;
-use super::{RabbitMqError, amqp_error};
+use super::{RabbitMqError, amqp_error, within};
 
 /// Longest pause between attempts to consume again after a failure.
 const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(5);
@@ -79,7 +79,14 @@ impl RabbitMqSubscription {
         Ok(subscription)
     }
 
+    /// Opens the group's consumer, given up after the publish timeout.
     async fn consume(&mut self) -> Result<(), BusError> {
+        let consumer = within(self.publisher.timeout(), self.open_consumer()).await?;
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    async fn open_consumer(&self) -> Result<(Channel, Consumer), BusError> {
         let channel = self.connector.channel().await?;
         let topology = self.publisher.topology();
         if topology.mode.creates() {
@@ -106,8 +113,7 @@ impl RabbitMqSubscription {
             )
             .await
             .map_err(amqp_error)?;
-        self.consumer = Some((channel, consumer));
-        Ok(())
+        Ok((channel, consumer))
     }
 
     fn reopen_pause(&self) -> Duration {
@@ -159,11 +165,14 @@ impl Subscription for RabbitMqSubscription {
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {
         match self.consumer.take() {
             Some((channel, _)) if channel.status().connected() => {
-                if self.ephemeral {
-                    // Unsettled deliveries go with the queue: the group is this instance's.
-                    Topology::delete_group(&channel, &self.queue).await?;
-                }
-                close(&channel).await
+                let closing = async {
+                    if self.ephemeral {
+                        // Unsettled deliveries go with the queue: the group is this instance's.
+                        Topology::delete_group(&channel, &self.queue).await?;
+                    }
+                    close(&channel).await
+                };
+                within(self.publisher.timeout(), closing).await
             }
             _ => Ok(()),
         }
