@@ -28,6 +28,24 @@ async fn bus(prefix: &str) -> EventBus {
     event_bus_brokers::connect(settings).await.expect("connect")
 }
 
+/// The publish timeout of [`bus_behind`].
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A bus on the server through `proxy`, with a publish timeout of [`PUBLISH_TIMEOUT`].
+async fn bus_behind(proxy: &StallProxy) -> EventBus {
+    let prefix = unique_prefix();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let deadline = PUBLISH_TIMEOUT.as_secs().to_string();
+    let settings = BusSettings::from_vars([
+        ("EVENT_BUS_TYPE", "rabbitmq"),
+        ("RABBITMQ_URL", url.as_str()),
+        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
+        ("EVENT_BUS_ACK_DEADLINE_SECONDS", deadline.as_str()),
+    ])
+    .expect("settings");
+    event_bus_brokers::connect(settings).await.expect("connect")
+}
+
 #[tokio::test]
 async fn event_bus_type_rabbitmq_selects_it() {
     let bus = bus(&unique_prefix()).await;
@@ -109,18 +127,8 @@ async fn an_event_no_group_subscribed_to_is_kept_in_the_unrouted_queue() {
 /// answers again the next batch goes through on a new connection.
 #[tokio::test]
 async fn a_batch_to_a_silent_server_ends_by_the_publish_timeout() {
-    const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
     let proxy = StallProxy::start(5672).await.expect("proxy");
-    let prefix = unique_prefix();
-    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
-    let settings = BusSettings::from_vars([
-        ("EVENT_BUS_TYPE", "rabbitmq"),
-        ("RABBITMQ_URL", url.as_str()),
-        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
-        ("EVENT_BUS_ACK_DEADLINE_SECONDS", "2"),
-    ])
-    .expect("settings");
-    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let bus = bus_behind(&proxy).await;
     let batch = || -> Vec<EventEnvelope> {
         (0..5)
             .map(|n| EventEnvelope::builder("batch.silent", serde_json::json!({ "n": n })).build())
@@ -155,18 +163,8 @@ async fn a_batch_to_a_silent_server_ends_by_the_publish_timeout() {
 /// rolling deploy, say) must still stop.
 #[tokio::test]
 async fn shutting_down_a_consumer_of_a_silent_server_ends_by_the_publish_timeout() {
-    const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
     let proxy = StallProxy::start(5672).await.expect("proxy");
-    let prefix = unique_prefix();
-    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
-    let settings = BusSettings::from_vars([
-        ("EVENT_BUS_TYPE", "rabbitmq"),
-        ("RABBITMQ_URL", url.as_str()),
-        ("EVENT_BUS_TOPIC_PREFIX", prefix.as_str()),
-        ("EVENT_BUS_ACK_DEADLINE_SECONDS", "2"),
-    ])
-    .expect("settings");
-    let bus = event_bus_brokers::connect(settings).await.expect("connect");
+    let bus = bus_behind(&proxy).await;
     let recorder = Recorder::new();
     bus.subscribe(bus.subscription("silent.consumer", "g"), recorder.clone())
         .await
